@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class DataInsertionConfig(AppConfig):
+    name = "data_insertion"
+    verbose_name = "Data insertion"

@@ -1,0 +1,49 @@
+"""The console view of a run: per-record lines in the seed's style and the summary table."""
+
+from .services import FAILED, INSERTED, InsertionResult
+from .summary import RunSummary
+
+
+def record_line(result: InsertionResult) -> str:
+    """ "Inserted user: Alice", "Rejected product: Keyboard - price: Ensure ..." """
+    if result.model == "order":
+        subject = f"order for {result.label}"
+    else:
+        subject = f"{result.model}: {result.label}"
+    if result.status == INSERTED:
+        return f"Inserted {subject}"
+    verb = "Failed" if result.status == FAILED else "Rejected"
+    return f"{verb} {subject} - {result.reasons}"
+
+
+def summary_lines(summary: RunSummary) -> list[str]:
+    config = summary.config
+    data = "the demo data set" if config.get("demo_data") else f"seed {config.get('seed')}"
+    lines = [
+        "",
+        f"Run {summary.run_id}: {config['threads']} threads and {config['records']} records "
+        f"per model, {data}, {summary.duration_seconds:.2f} s",
+        "",
+        f"{'Model':<8} {'Database':<12} {'Attempted':>9} {'Inserted':>9} {'Rejected':>9} "
+        f"{'Failed':>7} {'Wall s':>8} {'Rows/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}",
+    ]
+    for model in summary.models.values():
+        latency = model.latency_ms
+        lines.append(
+            f"{model.model:<8} {model.database:<12} {model.attempted:>9,} {model.inserted:>9,} "
+            f"{model.rejected:>9,} {model.failed:>7,} {model.wall_seconds:>8.2f} "
+            f"{model.rows_per_second:>9,.0f} {latency.p50:>8.2f} {latency.p95:>8.2f} "
+            f"{latency.p99:>8.2f}"
+        )
+    lines.append("")
+    lines.append(reconciliation_line(summary))
+    return lines
+
+
+def reconciliation_line(summary: RunSummary) -> str:
+    parts = []
+    for model in summary.models.values():
+        sign = "=" if model.reconciled else "!="
+        parts.append(f"{model.database} +{model.rows_added:,} {sign} {model.inserted:,} inserted")
+    verdict = "rows reconcile" if summary.reconciled else "ROWS DO NOT RECONCILE"
+    return f"Reconciliation (rows counted in each database): {'; '.join(parts)}: {verdict}."

@@ -1,0 +1,5 @@
+from data_insertion.cli import SimulationCommand
+
+
+class Command(SimulationCommand):
+    pass

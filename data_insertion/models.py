@@ -1,0 +1,85 @@
+"""Users, Products and Orders: each in its own database (see distributed_system.routers).
+
+No rule is enforced by the database: no unique index, no CHECK constraint, no foreign key.
+Rules on a record's own fields live here (field validators and clean()); rules that need other
+rows (email uniqueness, references across databases) live in data_insertion.services.
+"""
+
+import unicodedata
+from decimal import Decimal
+
+from django.core.exceptions import ValidationError
+from django.core.validators import EmailValidator, MaxValueValidator, MinValueValidator
+from django.db import models
+
+NAME_BLANK = "This field cannot be blank."
+CONTROL_CHARACTER = "Must not contain control characters (found %(codepoint)s)."
+QUANTITY_MIN = 1
+QUANTITY_MAX = 1_000_000
+PRICE_MIN = Decimal("0")
+PRICE_MAX = Decimal("99999999.99")
+
+
+def validate_no_control_characters(value: str) -> None:
+    for character in value:
+        if unicodedata.category(character) == "Cc":
+            raise ValidationError(
+                CONTROL_CHARACTER,
+                code="control_character",
+                params={"codepoint": f"U+{ord(character):04X}"},
+            )
+
+
+def normalize_email(email: str) -> str:
+    """The form two addresses share when they differ only in letter case."""
+    return email.casefold()
+
+
+class User(models.Model):
+    name = models.CharField(max_length=100, validators=[validate_no_control_characters])
+    email = models.CharField(max_length=254, validators=[EmailValidator()])
+    # Case-folded email with a plain (non-unique) index: it makes the uniqueness check in the
+    # service one indexed lookup on every backend. It is not a constraint.
+    email_normalized = models.CharField(max_length=320, db_index=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} <{self.email}>"
+
+    def clean(self) -> None:
+        self.email_normalized = normalize_email(self.email or "")
+
+
+class Product(models.Model):
+    name = models.CharField(max_length=200, validators=[validate_no_control_characters])
+    price = models.DecimalField(
+        max_digits=10,
+        decimal_places=2,
+        validators=[MinValueValidator(PRICE_MIN), MaxValueValidator(PRICE_MAX)],
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.price})"
+
+
+class Order(models.Model):
+    # Plain integers: a foreign key cannot span databases. The service checks that both exist.
+    user_id = models.BigIntegerField()
+    product_id = models.BigIntegerField()
+    quantity = models.IntegerField(
+        validators=[MinValueValidator(QUANTITY_MIN), MaxValueValidator(QUANTITY_MAX)]
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"Order {self.pk}: user {self.user_id}, product {self.product_id} x {self.quantity}"

@@ -1,0 +1,343 @@
+"""Turns results into the numbers every output shows: console, JSON and PDF render one RunSummary.
+
+Counting happens here and nowhere else. The engine feeds each result to a ModelTally while the
+run goes on (bounded memory: counts, a histogram, a capped sample of records); at the end
+build_summary() turns the tallies and the rows counted in each database into a RunSummary.
+"""
+
+import math
+import threading
+import time
+from array import array
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .histogram import LatencyHistogram
+from .services import FAILED, INSERTED, REJECTED, InsertionResult
+
+MODELS = ("user", "product", "order")
+PERCENTILES = {"p50": 50, "p90": 90, "p95": 95, "p99": 99, "p99_9": 99.9}
+# Every rejected or failed record is kept up to this many per model, successes up to the other;
+# beyond that they are counted, not stored, so a million-record run stays small.
+PROBLEM_RECORDS_KEPT = 1000
+INSERTED_RECORDS_KEPT = 200
+TIMELINE_RESOLUTION_SECONDS = 0.01
+TIMELINE_POINTS = 60
+
+
+@dataclass
+class RecordDetail:
+    status: str
+    values: dict[str, str]
+    reasons: str
+    thread: str
+    latency_ms: float
+    pk: int | None
+
+
+@dataclass
+class ThreadSummary:
+    thread: str
+    handled: int
+    inserted: int
+    rejected: int
+    failed: int
+    mean_latency_ms: float
+
+
+@dataclass
+class ReasonCount:
+    status: str
+    field: str
+    message: str
+    count: int
+
+
+@dataclass
+class LatencySummary:
+    count: int
+    min: float
+    mean: float
+    p50: float
+    p90: float
+    p95: float
+    p99: float
+    p99_9: float
+    max: float
+
+
+@dataclass
+class ModelSummary:
+    model: str
+    database: str
+    attempted: int
+    inserted: int
+    rejected: int
+    failed: int
+    wall_seconds: float
+    rows_per_second: float
+    latency_ms: LatencySummary
+    rows_before: int
+    rows_after: int
+    # [upper bound in ms, count] per log bucket; the last bound is the maximum latency
+    latency_histogram: list[list[float]] = field(default_factory=list)
+    # rows committed in each interval of `timeline_interval_seconds` since the run started
+    timeline: list[int] = field(default_factory=list)
+    timeline_interval_seconds: float = 0.0
+    threads: list[ThreadSummary] = field(default_factory=list)
+    reasons: list[ReasonCount] = field(default_factory=list)
+    records: list[RecordDetail] = field(default_factory=list)
+    records_omitted: int = 0
+
+    @property
+    def rows_added(self) -> int:
+        return self.rows_after - self.rows_before
+
+    @property
+    def reconciled(self) -> bool:
+        return self.rows_added == self.inserted
+
+    @property
+    def valid_committed_share(self) -> float:
+        """Of the records that passed validation, the share that was committed."""
+        valid = self.inserted + self.failed
+        return self.inserted / valid if valid else 1.0
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    started_at: str
+    duration_seconds: float
+    config: dict[str, Any]
+    environment: dict[str, str]
+    databases: dict[str, dict[str, str]]
+    models: dict[str, ModelSummary]
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> int:
+        return sum(m.failed for m in self.models.values())
+
+    @property
+    def reconciled(self) -> bool:
+        return all(m.reconciled for m in self.models.values())
+
+    @property
+    def ok(self) -> bool:
+        """Every record got a verdict, none failed, and the rows in each database add up."""
+        return not self.interrupted and self.failed == 0 and self.reconciled
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["summary"] = data.pop("models")
+        data["ok"] = self.ok
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunSummary":
+        models = {}
+        for name, raw in data["summary"].items():
+            raw = dict(raw)
+            raw["latency_ms"] = LatencySummary(**raw["latency_ms"])
+            raw["threads"] = [ThreadSummary(**t) for t in raw.get("threads", [])]
+            raw["reasons"] = [ReasonCount(**r) for r in raw.get("reasons", [])]
+            raw["records"] = [RecordDetail(**r) for r in raw.get("records", [])]
+            models[name] = ModelSummary(**raw)
+        return cls(
+            run_id=data["run_id"],
+            started_at=data["started_at"],
+            duration_seconds=data["duration_seconds"],
+            config=data["config"],
+            environment=data["environment"],
+            databases=data["databases"],
+            models=models,
+            interrupted=data.get("interrupted", False),
+        )
+
+
+class _ThreadTally:
+    __slots__ = ("handled", "inserted", "rejected", "failed", "latency")
+
+    def __init__(self) -> None:
+        self.handled = self.inserted = self.rejected = self.failed = 0
+        self.latency = 0.0
+
+
+class ModelTally:
+    """Everything a summary needs from one model's results, fed by many threads at once."""
+
+    def __init__(self, model: str, run_started: float) -> None:
+        self.model = model
+        self.run_started = run_started
+        self.first_started: float | None = None
+        self.last_finished: float | None = None
+        self.counts = Counter()
+        self.histogram = LatencyHistogram()
+        self.threads: dict[str, _ThreadTally] = {}
+        self.reasons: Counter[tuple[str, str, str]] = Counter()
+        self.timeline: Counter[int] = Counter()
+        self.inserted_pks = array("q")
+        self.records: list[RecordDetail] = []
+        self.problem_records_kept = 0
+        self.inserted_records_kept = 0
+        self._lock = threading.Lock()
+
+    def add(self, result: InsertionResult) -> None:
+        finished = time.perf_counter()
+        with self._lock:
+            started = finished - result.latency
+            if self.first_started is None or started < self.first_started:
+                self.first_started = started
+            if self.last_finished is None or finished > self.last_finished:
+                self.last_finished = finished
+            self.counts[result.status] += 1
+            self.histogram.record(result.latency)
+            thread = self.threads.get(result.thread)
+            if thread is None:
+                thread = self.threads[result.thread] = _ThreadTally()
+            thread.handled += 1
+            thread.latency += result.latency
+            if result.status == INSERTED:
+                thread.inserted += 1
+                self.inserted_pks.append(result.pk)
+                bucket = int((finished - self.run_started) / TIMELINE_RESOLUTION_SECONDS)
+                self.timeline[bucket] += 1
+                keep = self.inserted_records_kept < INSERTED_RECORDS_KEPT
+                self.inserted_records_kept += keep
+            else:
+                if result.status == REJECTED:
+                    thread.rejected += 1
+                else:
+                    thread.failed += 1
+                for name, messages in result.errors.items():
+                    for message in messages:
+                        self.reasons[(result.status, name, message)] += 1
+                keep = self.problem_records_kept < PROBLEM_RECORDS_KEPT
+                self.problem_records_kept += keep
+            if keep:
+                self.records.append(
+                    RecordDetail(
+                        status=result.status,
+                        values=result.values,
+                        reasons=result.reasons,
+                        thread=result.thread,
+                        latency_ms=round(result.latency * 1000, 3),
+                        pk=result.pk,
+                    )
+                )
+
+    @property
+    def attempted(self) -> int:
+        return sum(self.counts.values())
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def _latency_summary(histogram: LatencyHistogram) -> LatencySummary:
+    if not histogram.count:
+        return LatencySummary(0, 0, 0, 0, 0, 0, 0, 0, 0)
+    return LatencySummary(
+        count=histogram.count,
+        min=_ms(histogram.minimum),
+        mean=_ms(histogram.mean),
+        max=_ms(histogram.maximum),
+        **{name: _ms(histogram.percentile(p)) for name, p in PERCENTILES.items()},
+    )
+
+
+def _latency_histogram(histogram: LatencyHistogram) -> list[list[float]]:
+    """Counts in buckets five to a decade (0.1, 0.16, 0.25, 0.4, 0.63, 1 ms ...), trimmed."""
+    if not histogram.count:
+        return []
+    low = 10 ** (math.floor(math.log10(max(histogram.minimum, 1e-6)) * 5) / 5)
+    edges = [low]
+    while edges[-1] <= histogram.maximum:
+        edges.append(edges[-1] * 10**0.2)
+    counts = histogram.coarse(edges)
+    return [[_ms(upper), count] for upper, count in zip(edges[1:], counts, strict=False)]
+
+
+def build_summary(
+    *,
+    run_id: str,
+    started_at: str,
+    duration_seconds: float,
+    config: dict[str, Any],
+    environment: dict[str, str],
+    databases: dict[str, dict[str, str]],
+    tallies: dict[str, ModelTally],
+    model_databases: dict[str, str],
+    rows_before: dict[str, int],
+    rows_after: dict[str, int],
+    interrupted: bool = False,
+) -> RunSummary:
+    interval = _timeline_interval(duration_seconds)
+    models = {}
+    for model, tally in tallies.items():
+        wall = (
+            tally.last_finished - tally.first_started
+            if tally.first_started is not None and tally.last_finished is not None
+            else 0.0
+        )
+        inserted = tally.counts[INSERTED]
+        steps = max(1, round(interval / TIMELINE_RESOLUTION_SECONDS))
+        points = math.ceil(duration_seconds / interval) if duration_seconds else 0
+        timeline = [0] * points
+        for bucket, count in tally.timeline.items():
+            timeline[min(points - 1, bucket // steps)] += count
+        models[model] = ModelSummary(
+            model=model,
+            database=model_databases[model],
+            attempted=tally.attempted,
+            inserted=inserted,
+            rejected=tally.counts[REJECTED],
+            failed=tally.counts[FAILED],
+            wall_seconds=round(wall, 4),
+            rows_per_second=round(inserted / wall, 1) if wall > 0 else 0.0,
+            latency_ms=_latency_summary(tally.histogram),
+            rows_before=rows_before[model],
+            rows_after=rows_after[model],
+            latency_histogram=_latency_histogram(tally.histogram),
+            timeline=timeline,
+            timeline_interval_seconds=interval,
+            threads=[
+                ThreadSummary(
+                    thread=name,
+                    handled=t.handled,
+                    inserted=t.inserted,
+                    rejected=t.rejected,
+                    failed=t.failed,
+                    mean_latency_ms=_ms(t.latency / t.handled) if t.handled else 0.0,
+                )
+                for name, t in sorted(tally.threads.items())
+            ],
+            reasons=[
+                ReasonCount(status=status, field=name, message=message, count=count)
+                for (status, name, message), count in tally.reasons.most_common()
+            ],
+            records=tally.records,
+            records_omitted=tally.attempted - len(tally.records),
+        )
+    return RunSummary(
+        run_id=run_id,
+        started_at=started_at,
+        duration_seconds=round(duration_seconds, 4),
+        config=config,
+        environment=environment,
+        databases=databases,
+        models=models,
+        interrupted=interrupted,
+    )
+
+
+def _timeline_interval(duration_seconds: float) -> float:
+    """A round interval that cuts the run into at most TIMELINE_POINTS pieces."""
+    raw = max(duration_seconds / TIMELINE_POINTS, TIMELINE_RESOLUTION_SECONDS)
+    for step in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600):
+        if step >= raw:
+            return step
+    return math.ceil(raw / 600) * 600
