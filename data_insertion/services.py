@@ -23,6 +23,7 @@ from django.db.models import Model
 from distributed_system.routers import database_for_model
 
 from .models import Order, Product, User, normalize_email
+from .statements import insert_row, row_exists
 from .transactions import write_transaction
 
 INSERTED = "inserted"
@@ -32,6 +33,9 @@ FAILED = "failed"
 DUPLICATE_EMAIL = "A user with this email already exists."
 UNKNOWN_USER = "No user with this id exists in the users database."
 UNKNOWN_PRODUCT = "No product with this id exists in the products database."
+
+USERS_DB = database_for_model(User)
+PRODUCTS_DB = database_for_model(Product)
 
 # Transient errors (a lock held by another process, a deadlock, a serialization failure) are
 # retried this many times in all, sleeping about 50 ms, 100 ms, 200 ms, ... in between.
@@ -71,11 +75,11 @@ def insert_user(*, name: Any, email: Any) -> InsertionResult:
     if errors:
         return _rejected("user", errors, started, user)
     user.email_normalized = normalize_email(user.email)
-    alias = database_for_model(User)
+    alias = USERS_DB
 
     def check_unique() -> dict[str, list[str]]:
-        taken = User.objects.using(alias).filter(email_normalized=user.email_normalized)
-        return {"email": [DUPLICATE_EMAIL]} if taken.exists() else {}
+        taken = row_exists(User, alias, "email_normalized", user.email_normalized)
+        return {"email": [DUPLICATE_EMAIL]} if taken else {}
 
     return _commit(user, check_unique, started, lock_key=user.email_normalized)
 
@@ -104,9 +108,9 @@ def insert_order(*, user_id: Any, product_id: Any, quantity: Any) -> InsertionRe
         # Users and products are never deleted while orders are inserted, so a row seen here
         # is still there when the order commits.
         problems = {}
-        if not User.objects.filter(pk=order.user_id).exists():
+        if not row_exists(User, USERS_DB, "id", order.user_id):
             problems["user_id"] = [UNKNOWN_USER]
-        if not Product.objects.filter(pk=order.product_id).exists():
+        if not row_exists(Product, PRODUCTS_DB, "id", order.product_id):
             problems["product_id"] = [UNKNOWN_PRODUCT]
         return problems
 
@@ -127,9 +131,7 @@ def _commit(
             with write_transaction(alias, lock_key):
                 errors = check() if check else {}
                 if not errors:
-                    instance.pk = None
-                    instance._state.adding = True
-                    instance.save(force_insert=True, using=alias)
+                    insert_row(instance, alias)
         except OperationalError as error:
             if attempt == MAX_ATTEMPTS:
                 return _failed(model, error, started, instance, attempt)

@@ -150,16 +150,16 @@ def test_unusable_ids_are_rejected(value):
 
 
 def test_transient_errors_are_retried_then_committed(monkeypatch):
-    real_save = User.save
+    real_insert_row = services.insert_row
     calls = {"n": 0}
 
-    def flaky_save(self, *args, **kwargs):
+    def flaky_insert_row(instance, alias):
         calls["n"] += 1
         if calls["n"] < 3:
             raise OperationalError("database is locked")
-        return real_save(self, *args, **kwargs)
+        real_insert_row(instance, alias)
 
-    monkeypatch.setattr(User, "save", flaky_save)
+    monkeypatch.setattr(services, "insert_row", flaky_insert_row)
     monkeypatch.setattr(services, "BACKOFF_SECONDS", 0.001)
     result = insert_user(name="A", email="a@example.com")
     assert result.status == INSERTED
@@ -168,10 +168,10 @@ def test_transient_errors_are_retried_then_committed(monkeypatch):
 
 
 def test_an_error_that_outlasts_the_retries_is_failed_with_its_text(monkeypatch):
-    def locked(self, *args, **kwargs):
+    def locked(instance, alias):
         raise OperationalError("database is locked")
 
-    monkeypatch.setattr(Product, "save", locked)
+    monkeypatch.setattr(services, "insert_row", locked)
     monkeypatch.setattr(services, "BACKOFF_SECONDS", 0.001)
     result = insert_product(name="P", price="1")
     assert result.status == FAILED
