@@ -20,6 +20,7 @@ from .summary import RunSummary
 
 MAX_THREADS = 1000
 MAX_RECORDS = 10_000_000
+MAX_BATCH_SIZE = 10_000
 # At verbosity 1 the console shows this many per-record lines per model, then only the summary.
 RECORD_LINES_AT_VERBOSITY_1 = 100
 
@@ -113,6 +114,13 @@ class SimulationCommand(BaseCommand):
             help="share of generated records made invalid on purpose, 0..1 (default 0.1)",
         )
         parser.add_argument(
+            "--batch-size",
+            type=bounded_int(1, MAX_BATCH_SIZE),
+            default=None,
+            help="group commit: one writer per database commits up to N records per transaction "
+            "(default: every worker commits each record in its own transaction)",
+        )
+        parser.add_argument(
             "--fresh", action="store_true", help="empty the three databases before the run"
         )
         parser.add_argument(
@@ -138,6 +146,7 @@ class SimulationCommand(BaseCommand):
             seed=options["seed"],
             invalid_ratio=options["invalid_ratio"],
             fresh=options["fresh"],
+            batch_size=options["batch_size"],
         )
         summary = run_simulation(config, on_result=self._printer(options["verbosity"]))
         if options["verbosity"] == 1 and any(

@@ -1,29 +1,34 @@
-"""The public Python API: insert one validated record into its own database.
+"""The public Python API: insert validated records, each into its own database.
 
     >>> from data_insertion.services import insert_user
     >>> insert_user(name="Alice", email="alice@example.com")
     InsertionResult(model='user', status='inserted', pk=1, ...)
 
-Values arrive as a user typed them ("19.99", "abc", 2**70). Each call returns an
-InsertionResult and never raises for bad data: invalid records are "rejected" with reasons, and a
-database error that outlasts a bounded retry with backoff is "failed" with the error's text.
+Values arrive as a user typed them ("19.99", "abc", 2**70). A call returns an InsertionResult
+and never raises for bad data: invalid records are "rejected" with reasons, and a database error
+that outlasts a bounded retry with backoff is "failed" with the error's text.
+
+Inserting is two steps, so that the engine can commit many records in one transaction:
+`prepare_*` applies the rules on a record's own fields (in the calling thread), and
+`commit_records` runs the rules that need other rows (email uniqueness, references to the other
+databases) and the insert, in one write transaction. `insert_*` does both for one record.
 """
 
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, OperationalError
+from django.db import DatabaseError, OperationalError, transaction
 from django.db.models import Model
 
 from distributed_system.routers import database_for_model
 
-from .models import Order, Product, User, normalize_email
-from .statements import insert_row, row_exists
+from .models import Order, Product, User
+from .statements import existing_values, insert_row, insert_rows
 from .transactions import write_transaction
 
 INSERTED = "inserted"
@@ -68,95 +73,197 @@ class InsertionResult:
         return "; ".join(f"{name}: {' '.join(messages)}" for name, messages in self.errors.items())
 
 
+@dataclass(slots=True)
+class PreparedRecord:
+    """A record with its own fields checked; `errors` is empty when they follow every rule."""
+
+    instance: Model
+    errors: dict[str, list[str]]
+    started: float
+    thread: str
+
+    @property
+    def model(self) -> str:
+        return self.instance._meta.model_name
+
+
 def insert_user(*, name: Any, email: Any) -> InsertionResult:
-    started = time.perf_counter()
-    user = User(name=_as_text(name), email=_as_text(email))
-    errors = _field_errors(user)
-    if errors:
-        return _rejected("user", errors, started, user)
-    user.email_normalized = normalize_email(user.email)
-    alias = USERS_DB
-
-    def check_unique() -> dict[str, list[str]]:
-        taken = row_exists(User, alias, "email_normalized", user.email_normalized)
-        return {"email": [DUPLICATE_EMAIL]} if taken else {}
-
-    return _commit(user, check_unique, started, lock_key=user.email_normalized)
+    return commit_records([prepare_user(name=name, email=email)])[0]
 
 
 def insert_product(*, name: Any, price: Any) -> InsertionResult:
-    started = time.perf_counter()
-    product = Product(name=_as_text(name), price=_as_price(price))
-    errors = _field_errors(product)
-    if errors:
-        return _rejected("product", errors, started, product)
-    return _commit(product, None, started)
+    return commit_records([prepare_product(name=name, price=price)])[0]
 
 
 def insert_order(*, user_id: Any, product_id: Any, quantity: Any) -> InsertionResult:
+    return commit_records(
+        [prepare_order(user_id=user_id, product_id=product_id, quantity=quantity)]
+    )[0]
+
+
+def prepare_user(*, name: Any, email: Any) -> PreparedRecord:
+    started = time.perf_counter()
+    user = User(name=_as_text(name), email=_as_text(email))
+    # full_clean() also runs User.clean(), which sets email_normalized.
+    return PreparedRecord(user, _field_errors(user), started, threading.current_thread().name)
+
+
+def prepare_product(*, name: Any, price: Any) -> PreparedRecord:
+    started = time.perf_counter()
+    product = Product(name=_as_text(name), price=_as_price(price))
+    return PreparedRecord(product, _field_errors(product), started, threading.current_thread().name)
+
+
+def prepare_order(*, user_id: Any, product_id: Any, quantity: Any) -> PreparedRecord:
     started = time.perf_counter()
     order = Order(
         user_id=_as_integer_input(user_id),
         product_id=_as_integer_input(product_id),
         quantity=_as_integer_input(quantity),
     )
-    errors = _field_errors(order)
-    if errors:
-        return _rejected("order", errors, started, order)
-
-    def check_references() -> dict[str, list[str]]:
-        # Users and products are never deleted while orders are inserted, so a row seen here
-        # is still there when the order commits.
-        problems = {}
-        if not row_exists(User, USERS_DB, "id", order.user_id):
-            problems["user_id"] = [UNKNOWN_USER]
-        if not row_exists(Product, PRODUCTS_DB, "id", order.product_id):
-            problems["product_id"] = [UNKNOWN_PRODUCT]
-        return problems
-
-    return _commit(order, check_references, started)
+    return PreparedRecord(order, _field_errors(order), started, threading.current_thread().name)
 
 
-def _commit(
-    instance: Model,
-    check: Callable[[], dict[str, list[str]]] | None,
-    started: float,
-    lock_key: str | None = None,
-) -> InsertionResult:
-    """Run `check` and the insert in one write transaction, retrying transient errors."""
-    model = instance._meta.model_name
-    alias = database_for_model(instance)
-    for attempt in range(1, MAX_ATTEMPTS + 1):
-        try:
-            with write_transaction(alias, lock_key):
-                errors = check() if check else {}
-                if not errors:
-                    insert_row(instance, alias)
-        except OperationalError as error:
-            if attempt == MAX_ATTEMPTS:
-                return _failed(model, error, started, instance, attempt)
-            _sleep_before_retry(attempt)
-            continue
-        except DatabaseError as error:
-            return _failed(model, error, started, instance, attempt)
-        if errors:
-            return _rejected(model, errors, started, instance, attempt)
-        return InsertionResult(
-            model=model,
-            status=INSERTED,
-            pk=instance.pk,
-            errors={},
-            thread=threading.current_thread().name,
-            latency=time.perf_counter() - started,
-            values=_display_values(instance),
-            attempts=attempt,
+def commit_records(records: Sequence[PreparedRecord]) -> list[InsertionResult]:
+    """Check and insert records of one model in one write transaction; a verdict for each.
+
+    A record that breaks a rule is rejected without touching the others; if the batch insert
+    fails, each record is retried in its own savepoint so one bad row never fails its batch.
+    """
+    verdicts: dict[int, tuple[str, dict[str, list[str]]]] = {
+        i: (REJECTED, record.errors) for i, record in enumerate(records) if record.errors
+    }
+    valid = [i for i in range(len(records)) if i not in verdicts]
+    attempts = 1
+    if valid:
+        model = records[valid[0]].model
+        alias = database_for_model(records[valid[0]].instance)
+        check = _CHECKS.get(model)
+        lock_keys = (
+            sorted({records[i].instance.email_normalized for i in valid})
+            if (model == "user")
+            else []
         )
-    raise AssertionError("unreachable: the loop returns on its last attempt")
+        for attempts in range(1, MAX_ATTEMPTS + 1):
+            outcome: dict[int, tuple[str, dict[str, list[str]]]] = {}
+            try:
+                with write_transaction(alias, lock_keys):
+                    if check is not None:
+                        for i, errors in check([records[i] for i in valid]).items():
+                            outcome[valid[i]] = (REJECTED, errors)
+                    to_insert = [i for i in valid if i not in outcome]
+                    for i, error in _insert([records[i].instance for i in to_insert], alias):
+                        outcome[to_insert[i]] = (FAILED, {"database": [_error_text(error)]})
+            except OperationalError as error:
+                if attempts < MAX_ATTEMPTS:
+                    _sleep_before_retry(attempts)
+                    continue
+                outcome = {i: (FAILED, {"database": [_error_text(error)]}) for i in valid}
+            except DatabaseError as error:
+                outcome = {i: (FAILED, {"database": [_error_text(error)]}) for i in valid}
+            verdicts.update(outcome)
+            break
+    finished = time.perf_counter()
+    results = []
+    for i, record in enumerate(records):
+        status, errors = verdicts.get(i, (INSERTED, {}))
+        results.append(
+            InsertionResult(
+                model=record.model,
+                status=status,
+                pk=record.instance.pk if status == INSERTED else None,
+                errors=errors,
+                thread=record.thread,
+                latency=finished - record.started,
+                values=_display_values(record.instance),
+                attempts=attempts if i in valid else 1,
+            )
+        )
+    return results
+
+
+def _check_unique_emails(records: list[PreparedRecord]) -> dict[int, dict[str, list[str]]]:
+    """Emails already in the users database, and repeats within the batch (first one wins)."""
+    keys = [record.instance.email_normalized for record in records]
+    taken = existing_values(User, USERS_DB, "email_normalized", keys)
+    duplicates = {}
+    for i, key in enumerate(keys):
+        if key in taken:
+            duplicates[i] = {"email": [DUPLICATE_EMAIL]}
+        taken.add(key)
+    return duplicates
+
+
+def _check_references(records: list[PreparedRecord]) -> dict[int, dict[str, list[str]]]:
+    # Users and products are never deleted while orders are inserted, so a row seen here is
+    # still there when the order commits.
+    users = existing_values(User, USERS_DB, "id", [r.instance.user_id for r in records])
+    products = existing_values(Product, PRODUCTS_DB, "id", [r.instance.product_id for r in records])
+    problems = {}
+    for i, record in enumerate(records):
+        errors = {}
+        if record.instance.user_id not in users:
+            errors["user_id"] = [UNKNOWN_USER]
+        if record.instance.product_id not in products:
+            errors["product_id"] = [UNKNOWN_PRODUCT]
+        if errors:
+            problems[i] = errors
+    return problems
+
+
+_CHECKS: dict[str, Callable[[list[PreparedRecord]], dict[int, dict[str, list[str]]]]] = {
+    "user": _check_unique_emails,
+    "order": _check_references,
+}
+
+
+def _insert(instances: list[Model], alias: str) -> list[tuple[int, DatabaseError]]:
+    """Insert all; return (position, error) for rows that could not be written."""
+    if not instances:
+        return []
+    if len(instances) == 1:
+        insert_row(instances[0], alias)
+        return []
+    try:
+        with transaction.atomic(using=alias):
+            insert_rows(instances, alias)
+        return []
+    except OperationalError:
+        raise  # transient: the whole batch is retried
+    except DatabaseError:
+        pass
+    failures = []
+    for position, instance in enumerate(instances):
+        try:
+            with transaction.atomic(using=alias):
+                insert_row(instance, alias)
+        except OperationalError:
+            raise
+        except DatabaseError as error:
+            instance.pk = None
+            failures.append((position, error))
+    return failures
+
+
+def unexpected_failure(model: str, error: Exception, started: float) -> InsertionResult:
+    """The verdict for a record whose insert raised something no service anticipated."""
+    return InsertionResult(
+        model=model,
+        status=FAILED,
+        pk=None,
+        errors={"error": [f"{type(error).__name__}: {error}"]},
+        thread=threading.current_thread().name,
+        latency=time.perf_counter() - started,
+    )
 
 
 def _sleep_before_retry(attempt: int) -> None:
     delay = min(BACKOFF_CAP_SECONDS, BACKOFF_SECONDS * 2 ** (attempt - 1))
     time.sleep(delay * random.uniform(0.5, 1.5))  # jitter keeps retrying threads apart
+
+
+def _error_text(error: Exception) -> str:
+    return str(error) or type(error).__name__
 
 
 def _field_errors(instance: Model) -> dict[str, list[str]]:
@@ -179,48 +286,6 @@ def _derived_fields(model: type[Model]) -> list[str]:
     if model not in _DERIVED_FIELDS:
         _DERIVED_FIELDS[model] = [f.name for f in model._meta.fields if not f.editable]
     return _DERIVED_FIELDS[model]
-
-
-def _rejected(
-    model: str, errors: dict[str, list[str]], started: float, instance: Model, attempts: int = 1
-) -> InsertionResult:
-    return InsertionResult(
-        model=model,
-        status=REJECTED,
-        pk=None,
-        errors=errors,
-        thread=threading.current_thread().name,
-        latency=time.perf_counter() - started,
-        values=_display_values(instance),
-        attempts=attempts,
-    )
-
-
-def _failed(
-    model: str, error: Exception, started: float, instance: Model, attempts: int
-) -> InsertionResult:
-    return InsertionResult(
-        model=model,
-        status=FAILED,
-        pk=None,
-        errors={"database": [str(error) or type(error).__name__]},
-        thread=threading.current_thread().name,
-        latency=time.perf_counter() - started,
-        values=_display_values(instance),
-        attempts=attempts,
-    )
-
-
-def unexpected_failure(model: str, error: Exception, started: float) -> InsertionResult:
-    """The verdict for a record whose insert raised something no service anticipated."""
-    return InsertionResult(
-        model=model,
-        status=FAILED,
-        pk=None,
-        errors={"error": [f"{type(error).__name__}: {error}"]},
-        thread=threading.current_thread().name,
-        latency=time.perf_counter() - started,
-    )
 
 
 _DISPLAY_FIELDS = {

@@ -7,6 +7,7 @@ and products committed in this run. No other module starts a thread.
 """
 
 import platform
+import queue
 import sqlite3
 import threading
 import time
@@ -39,6 +40,9 @@ class SimulationConfig:
     seed: int | None = None
     invalid_ratio: float = 0.1
     fresh: bool = False
+    # None: each worker commits its own records, one transaction per record.
+    # N: group commit, one writer per database committing up to N records per transaction.
+    batch_size: int | None = None
 
 
 ResultCallback = Callable[[services.InsertionResult], None]
@@ -99,8 +103,8 @@ def run_simulation(config: SimulationConfig, on_result: ResultCallback | None = 
 
     _run_concurrently(
         {
-            "user": lambda index: services.insert_user(**dataset.user(index)),
-            "product": lambda index: services.insert_product(**dataset.product(index)),
+            "user": lambda index: services.prepare_user(**dataset.user(index)),
+            "product": lambda index: services.prepare_product(**dataset.product(index)),
         },
         config,
         record_result,
@@ -111,7 +115,7 @@ def run_simulation(config: SimulationConfig, on_result: ResultCallback | None = 
     missing_product_id = _largest_id(Product) + MISSING_ID_OFFSET
     _run_concurrently(
         {
-            "order": lambda index: services.insert_order(
+            "order": lambda index: services.prepare_order(
                 **dataset.order(index, user_ids, product_ids, missing_user_id, missing_product_id)
             )
         },
@@ -134,48 +138,128 @@ def run_simulation(config: SimulationConfig, on_result: ResultCallback | None = 
 
 
 def _run_concurrently(
-    inserters: dict[str, Callable[[int], services.InsertionResult]],
+    preparers: dict[str, Callable[[int], services.PreparedRecord]],
     config: SimulationConfig,
     record_result: ResultCallback,
 ) -> None:
-    """Start `config.threads` workers per model, release them together, wait for all."""
+    """Start `config.threads` workers per model, release them together, wait for all.
+
+    Without a batch size each worker commits its own records, one transaction each. With one,
+    workers hand their validated records to one writer per database, which commits them in
+    batches (group commit) and reports each record's verdict.
+    """
+    writers = {}
+    if config.batch_size:
+        writers = {
+            model: _DatabaseWriter(MODEL_DATABASES[model], config.batch_size, record_result)
+            for model in preparers
+        }
     workers = []
-    barrier = threading.Barrier(config.threads * len(inserters))
-    for model, insert in inserters.items():
+    barrier = threading.Barrier(config.threads * len(preparers))
+    for model, prepare in preparers.items():
+        commit = writers[model].submit if writers else _committer(record_result)
         for number in range(config.threads):
-            indexes = range(number, config.records, config.threads)
             workers.append(
                 threading.Thread(
                     target=_work,
-                    args=(barrier, model, insert, indexes, record_result),
+                    args=(barrier, model, prepare, commit, record_result),
+                    kwargs={"indexes": range(number, config.records, config.threads)},
                     name=f"{model}-worker-{number + 1:03d}",
                 )
             )
-    for worker in workers:
-        worker.start()
+    for thread in [*workers, *(writer.thread for writer in writers.values())]:
+        thread.start()
     for worker in workers:
         worker.join()
+    for writer in writers.values():
+        writer.close()
+
+
+def _committer(record_result: ResultCallback) -> Callable[[services.PreparedRecord], None]:
+    def commit(record: services.PreparedRecord) -> None:
+        for result in _commit_reporting_bugs([record]):
+            record_result(result)
+
+    return commit
+
+
+def _commit_reporting_bugs(
+    records: list[services.PreparedRecord],
+) -> list[services.InsertionResult]:
+    try:
+        return services.commit_records(records)
+    except Exception as error:  # a bug, not bad data: report it, never drop the record
+        return [services.unexpected_failure(r.model, error, r.started) for r in records]
 
 
 def _work(
     barrier: threading.Barrier,
     model: str,
-    insert: Callable[[int], services.InsertionResult],
-    indexes: range,
+    prepare: Callable[[int], services.PreparedRecord],
+    commit: Callable[[services.PreparedRecord], None],
     record_result: ResultCallback,
+    indexes: range,
 ) -> None:
     try:
         barrier.wait()
         for index in indexes:
             started = time.perf_counter()
             try:
-                result = insert(index)
+                record = prepare(index)
             except Exception as error:  # a bug, not bad data: report it, never drop the record
-                result = services.unexpected_failure(model, error, started)
-            record_result(result)
+                record_result(services.unexpected_failure(model, error, started))
+                continue
+            commit(record)
     finally:
         # Connections are per thread: close this thread's, or their files stay open.
         connections.close_all()
+
+
+_STOP = object()
+
+
+class _DatabaseWriter:
+    """One per database in group-commit mode: commits submitted records in batches."""
+
+    def __init__(self, alias: str, batch_size: int, record_result: ResultCallback) -> None:
+        self.batch_size = batch_size
+        self.record_result = record_result
+        # Bounded, so a fast producer cannot pile a million records up in memory.
+        self.queue: queue.Queue = queue.Queue(maxsize=max(2 * batch_size, 64))
+        self.thread = threading.Thread(target=self._run, name=f"{alias}-writer")
+
+    def submit(self, record: services.PreparedRecord) -> None:
+        if record.errors:  # rejected on its own fields: no database needed
+            for result in services.commit_records([record]):
+                self.record_result(result)
+        else:
+            self.queue.put(record)
+
+    def close(self) -> None:
+        self.queue.put(_STOP)
+        self.thread.join()
+
+    def _run(self) -> None:
+        try:
+            stopping = False
+            while not stopping:
+                batch = [self.queue.get()]
+                if batch[0] is _STOP:
+                    break
+                # Take what is waiting, up to a batch: a batch grows only while the last commit ran.
+                while len(batch) < self.batch_size:
+                    try:
+                        record = self.queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    if record is _STOP:
+                        stopping = True
+                        break
+                    batch.append(record)
+                for result in _commit_reporting_bugs(batch):
+                    self.record_result(result)
+        finally:
+            connections.close_all()
 
 
 def _largest_id(model) -> int:

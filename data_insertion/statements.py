@@ -1,57 +1,93 @@
-"""The two statements every insert runs, built once per model and database.
+"""The statements every insert runs, built once per model and database.
 
-They issue the same SQL as `Model.save()` and `QuerySet.exists()` and prepare values through
-each field exactly as those do, without rebuilding a query per call: the ORM's per-call
-overhead was half of the time of an insert (see the README's performance section).
+They issue the same SQL as `Model.save()`, `bulk_create()` and `filter(...__in=...)` and prepare
+values through each field exactly as those do, without building a query per call: the ORM's
+per-call overhead was half of the time of an insert (see the README's performance section).
 """
 
+from collections.abc import Iterable
 from functools import cache
 
 from django.db import connections
-from django.db.models import Model
+from django.db.models import Field, Model
+
+# Values per IN (...) lookup: well under every backend's limit on query parameters.
+LOOKUP_CHUNK = 500
 
 
 @cache
-def _insert_sql(model: type[Model], alias: str) -> tuple[str, tuple, bool]:
+def _insert_plan(model: type[Model], alias: str) -> tuple[str, tuple[Field, ...], str, str]:
     connection = connections[alias]
     quote = connection.ops.quote_name
     meta = model._meta
     fields = tuple(f for f in meta.concrete_fields if not f.primary_key)
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))})"
-    )
-    returning = connection.features.can_return_columns_from_insert
-    if returning:
-        sql += f" RETURNING {quote(meta.pk.column)}"
-    return sql, fields, returning
+    head = f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+    row = f"({', '.join(['%s'] * len(fields))})"
+    returning = f" RETURNING {quote(meta.pk.column)}"
+    return head + "VALUES ", fields, row, returning
+
+
+def _row_params(instance: Model, fields: tuple[Field, ...], connection) -> list:
+    return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
 
 
 def insert_row(instance: Model, alias: str) -> None:
     """INSERT `instance` into `alias` and set its primary key."""
-    model = type(instance)
-    sql, fields, returning = _insert_sql(model, alias)
     connection = connections[alias]
-    params = [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+    head, fields, row, returning = _insert_plan(type(instance), alias)
+    can_return = connection.features.can_return_columns_from_insert
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        if returning:
+        cursor.execute(
+            head + row + (returning if can_return else ""),
+            _row_params(instance, fields, connection),
+        )
+        if can_return:
             (instance.pk,) = cursor.fetchone()
         else:
-            meta = model._meta
+            meta = instance._meta
             instance.pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
     instance._state.adding = False
     instance._state.db = alias
 
 
+def insert_rows(instances: list[Model], alias: str) -> None:
+    """INSERT many instances of one model with multi-row statements; set their primary keys."""
+    connection = connections[alias]
+    if not connection.features.can_return_rows_from_bulk_insert:
+        for instance in instances:
+            insert_row(instance, alias)
+        return
+    head, fields, row, returning = _insert_plan(type(instances[0]), alias)
+    size = max(1, connection.ops.bulk_batch_size(fields, instances))
+    with connection.cursor() as cursor:
+        for start in range(0, len(instances), size):
+            chunk = instances[start : start + size]
+            params = []
+            for instance in chunk:
+                params.extend(_row_params(instance, fields, connection))
+            cursor.execute(head + ", ".join([row] * len(chunk)) + returning, params)
+            # Rows come back in insertion order on every backend Django trusts with this.
+            for instance, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
+                instance.pk = pk
+                instance._state.adding = False
+                instance._state.db = alias
+
+
 @cache
-def _exists_sql(model: type[Model], column: str, alias: str) -> str:
+def _lookup_sql(model: type[Model], alias: str, column: str, count: int) -> str:
     quote = connections[alias].ops.quote_name
-    return f"SELECT 1 FROM {quote(model._meta.db_table)} WHERE {quote(column)} = %s LIMIT 1"
+    placeholders = ", ".join(["%s"] * count)
+    table = quote(model._meta.db_table)
+    return f"SELECT {quote(column)} FROM {table} WHERE {quote(column)} IN ({placeholders})"
 
 
-def row_exists(model: type[Model], alias: str, column: str, value: object) -> bool:
-    """Whether `alias` holds a `model` row whose `column` equals `value` (an indexed lookup)."""
+def existing_values(model: type[Model], alias: str, column: str, values: Iterable) -> set:
+    """Which of `values` appear in `column` of `model`'s table on `alias` (indexed lookups)."""
+    wanted = list(dict.fromkeys(values))
+    found = set()
     with connections[alias].cursor() as cursor:
-        cursor.execute(_exists_sql(model, column, alias), [value])
-        return cursor.fetchone() is not None
+        for start in range(0, len(wanted), LOOKUP_CHUNK):
+            chunk = wanted[start : start + LOOKUP_CHUNK]
+            cursor.execute(_lookup_sql(model, alias, column, len(chunk)), chunk)
+            found.update(value for (value,) in cursor.fetchall())
+    return found
