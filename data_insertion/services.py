@@ -176,7 +176,7 @@ def commit_records(records: Sequence[PreparedRecord]) -> list[InsertionResult]:
                 thread=record.thread,
                 latency=finished - record.started,
                 values=_display_values(record.instance),
-                attempts=attempts if i in valid else 1,
+                attempts=1 if record.errors else attempts,
             )
         )
     return results

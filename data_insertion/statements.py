@@ -10,6 +10,7 @@ from functools import cache
 
 from django.db import connections
 from django.db.models import Field, Model
+from django.utils import timezone
 
 # Values per IN (...) lookup: well under every backend's limit on query parameters.
 LOOKUP_CHUNK = 500
@@ -27,8 +28,23 @@ def _insert_plan(model: type[Model], alias: str) -> tuple[str, tuple[Field, ...]
     return head + "VALUES ", fields, row, returning
 
 
-def _row_params(instance: Model, fields: tuple[Field, ...], connection) -> list:
-    return [field.get_db_prep_save(field.pre_save(instance, True), connection) for field in fields]
+def _stamped_params(instances: list[Model], fields: tuple[Field, ...], connection) -> list:
+    """Every row's values, flat; auto_now_add fields get one timestamp for the transaction."""
+    now = timezone.now()
+    stamps = {
+        field.attname: field.get_db_prep_save(now, connection)
+        for field in fields
+        if getattr(field, "auto_now_add", False)
+    }
+    params = []
+    for instance in instances:
+        for field in fields:
+            if field.attname in stamps:
+                setattr(instance, field.attname, now)
+                params.append(stamps[field.attname])
+            else:
+                params.append(field.get_db_prep_save(getattr(instance, field.attname), connection))
+    return params
 
 
 def insert_row(instance: Model, alias: str) -> None:
@@ -39,7 +55,7 @@ def insert_row(instance: Model, alias: str) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             head + row + (returning if can_return else ""),
-            _row_params(instance, fields, connection),
+            _stamped_params([instance], fields, connection),
         )
         if can_return:
             (instance.pk,) = cursor.fetchone()
@@ -62,9 +78,7 @@ def insert_rows(instances: list[Model], alias: str) -> None:
     with connection.cursor() as cursor:
         for start in range(0, len(instances), size):
             chunk = instances[start : start + size]
-            params = []
-            for instance in chunk:
-                params.extend(_row_params(instance, fields, connection))
+            params = _stamped_params(chunk, fields, connection)
             cursor.execute(head + ", ".join([row] * len(chunk)) + returning, params)
             # Rows come back in insertion order on every backend Django trusts with this.
             for instance, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
