@@ -1,0 +1,296 @@
+"""The PDF report, read back with pypdf: what a reviewer would look for, as text.
+
+Most tests render summaries built here, without a database; the end-to-end ones (the command,
+the rows counted in each database) are in test_generate_pdf_report_command.py.
+"""
+
+import re
+from io import BytesIO
+
+from pypdf import PdfReader
+from reportlab import rl_config
+
+from data_insertion import report
+from data_insertion.report import render_pdf, render_report
+from data_insertion.summary import (
+    INSERTED_RECORDS_KEPT,
+    PROBLEM_RECORDS_KEPT,
+    LatencySummary,
+    ModelSummary,
+    ReasonCount,
+    RecordDetail,
+    RunSummary,
+    ThreadSummary,
+)
+
+NAMES = [
+    "李雷 Wang",
+    "山田 Tanaka",
+    "김민수 Kim",
+    "Дмитрий Ivanova",
+    "Ελένη Papadopoulos",
+    "Zoë Müller",
+    'Robert"); DROP TABLE users;--',
+    "さくら Tanaka",
+    "Fish & <Chips>",
+]
+DATABASES = {"user": "users_db", "product": "products_db", "order": "orders_db"}
+
+
+def record_values(model: str, index: int) -> dict[str, str]:
+    if model == "user":
+        return {"name": NAMES[index % len(NAMES)], "email": f"user{index}@example.com"}
+    if model == "product":
+        return {"name": f"Laptop {index}", "price": "1299.99"}
+    return {"user_id": str(index + 1), "product_id": str(index + 2), "quantity": "3"}
+
+
+def model_summary(
+    model: str, *, threads: int, inserted: int, rejected: int, rows_before: int = 0
+) -> ModelSummary:
+    """A model's summary: records kept as summary.py keeps them, counts that add up."""
+    kept_problems = min(rejected, PROBLEM_RECORDS_KEPT)
+    kept_inserted = min(inserted, INSERTED_RECORDS_KEPT)
+    records = [
+        RecordDetail(
+            status="rejected" if index < kept_problems else "inserted",
+            values=record_values(model, index),
+            reasons="name: This field cannot be blank." if index < kept_problems else "",
+            thread=f"{model}-worker-{index % threads + 1:03d}",
+            latency_ms=1.5,
+            pk=None if index < kept_problems else index + 1,
+        )
+        for index in range(kept_problems + kept_inserted)
+    ]
+    attempted = inserted + rejected
+    per_thread = attempted // threads
+    return ModelSummary(
+        model=model,
+        database=DATABASES[model],
+        attempted=attempted,
+        inserted=inserted,
+        rejected=rejected,
+        failed=0,
+        wall_seconds=2.5,
+        rows_per_second=round(inserted / 2.5, 1),
+        latency_ms=LatencySummary(attempted, 0.2, 1.8, 1.4, 3.1, 4.2, 9.7, 21.3, 40.0),
+        rows_before=rows_before,
+        rows_after=rows_before + inserted,
+        latency_histogram=[[round(10 ** (k / 5), 3), 40 - 3 * abs(k - 2)] for k in range(-4, 9)],
+        timeline=[inserted // 50 + (index < inserted % 50) for index in range(50)],
+        timeline_interval_seconds=0.05,
+        threads=[
+            ThreadSummary(
+                thread=f"{model}-worker-{number:03d}",
+                handled=per_thread,
+                inserted=per_thread,
+                rejected=0,
+                failed=0,
+                mean_latency_ms=1 + number / threads,
+            )
+            for number in range(1, threads + 1)
+        ],
+        reasons=(
+            [ReasonCount("rejected", "name", "This field cannot be blank.", rejected)]
+            if rejected
+            else []
+        ),
+        records=records,
+        records_omitted=attempted - len(records),
+    )
+
+
+def run_summary(*, threads: int = 4, inserted: int = 9, rejected: int = 3) -> RunSummary:
+    return RunSummary(
+        run_id="0123456789ab",
+        started_at="2025-05-04T12:30:00+00:00",
+        duration_seconds=2.75,
+        config={
+            "threads": threads,
+            "records": inserted + rejected,
+            "seed": 7,
+            "invalid_ratio": 0.25,
+            "fresh": False,
+            "demo_data": False,
+        },
+        environment={"python": "3.12.3", "django": "5.2.8", "sqlite": "3.45.1"},
+        databases={
+            alias: {"engine": "sqlite", "location": f"/data/{alias.removesuffix('_db')}.db"}
+            for alias in DATABASES.values()
+        },
+        models={
+            model: model_summary(
+                model, threads=threads, inserted=inserted, rejected=rejected, rows_before=index
+            )
+            for index, model in enumerate(DATABASES)
+        },
+    )
+
+
+def pdf_text(pdf: bytes) -> str:
+    """All pages' text with runs of whitespace as one space (table cells wrap lines)."""
+    reader = PdfReader(BytesIO(pdf))
+    return " ".join(" ".join(page.extract_text().split()) for page in reader.pages)
+
+
+def page_texts(pdf: bytes) -> list[str]:
+    return [page.extract_text() for page in PdfReader(BytesIO(pdf)).pages]
+
+
+def test_metadata_names_the_report_and_the_run():
+    reader = PdfReader(BytesIO(render_pdf(run_summary())))
+    metadata = reader.metadata
+    assert metadata.title == report.TITLE
+    assert metadata.author == report.AUTHOR
+    assert "0123456789ab" in metadata.subject
+    assert "4 threads" in metadata.subject
+    assert metadata.creation_date is not None
+
+
+def test_every_page_has_the_title_the_run_id_and_page_x_of_y():
+    rendered = render_report(run_summary())
+    pages = page_texts(rendered.pdf)
+    assert len(pages) == rendered.pages >= 3
+    for number, text in enumerate(pages, start=1):
+        assert report.TITLE in text
+        assert "Run 0123456789ab" in text
+        assert f"Page {number} of {len(pages)}" in text
+
+
+def test_sections_and_latency_headings_are_present():
+    text = pdf_text(render_pdf(run_summary()))
+    for heading in (
+        "Summary",
+        "Reconciliation",
+        "Latency per model (milliseconds)",
+        "Charts",
+        "Outcomes per model",
+        "Throughput over the run",
+        "Latency distribution",
+        "Threads",
+        "Thread analysis",
+        "Rejections and failures",
+        "Detailed results",
+    ):
+        assert heading in text
+    assert re.search(r"p50 p90 p95 p99 p99\.9 Max", text)
+    assert "This field cannot be blank." in text
+
+
+def test_header_shows_configuration_databases_and_versions():
+    text = pdf_text(render_pdf(run_summary(threads=20)))
+    assert "Threads per model 20 " in text
+    assert "Seed 7 " in text
+    assert "Invalid ratio 0.25" in text
+    assert "users_db: sqlite, /data/users.db" in text
+    assert "Django 5.2.8, Python 3.12.3, SQLite 3.45.1" in text
+    assert "2025-05-04 12:30:00 UTC" in text
+
+
+def test_numbers_are_the_summarys_and_rows_are_bare_integers():
+    summary = run_summary(inserted=2731, rejected=4)
+    text = pdf_text(render_pdf(summary))
+    for index, model in enumerate(summary.models.values()):
+        # Reconciliation row: model, database, rows before/after/added, inserted, match
+        row = f"{model.model} {model.database} {index} {2731 + index} 2731 2731 yes"
+        assert row in text
+    assert "user users_db 2,735 2,731 4 0 100.00% 2.50 1,092" in text
+    assert "user 2,735 0.20 1.80 1.40 3.10 4.20 9.70 21.30 40.00" in text
+    assert "PASS: every valid record was committed" in text
+
+
+def test_names_in_any_script_are_extracted_as_text():
+    text = pdf_text(render_pdf(run_summary(inserted=9, rejected=0)))
+    for name in NAMES:
+        assert name in text
+
+
+def test_names_use_fonts_that_have_their_glyphs():
+    reader = PdfReader(BytesIO(render_pdf(run_summary(inserted=9, rejected=0))))
+    fonts = {
+        str(font["/BaseFont"])
+        for page in reader.pages
+        for font in page["/Resources"]["/Font"].values()
+    }
+    assert any("DejaVuSans" in font for font in fonts)
+    for cid_font in (report.CHINESE_FONT, report.JAPANESE_FONT, report.KOREAN_FONT):
+        assert any(cid_font in font for font in fonts)
+
+
+def test_without_dejavu_the_report_falls_back_to_helvetica(monkeypatch):
+    monkeypatch.setattr(report, "FONT_DIRECTORIES", ())
+    pdf = render_pdf(run_summary(inserted=9, rejected=0))
+    text = pdf_text(pdf)
+    fonts = {
+        str(font["/BaseFont"])
+        for page in PdfReader(BytesIO(pdf)).pages
+        for font in page["/Resources"]["/Font"].values()
+    }
+    assert "/Helvetica" in fonts
+    assert not any("DejaVu" in font for font in fonts)
+    # Cyrillic and Greek go to the Chinese CID font, which has them; Latin stays Helvetica.
+    for name in ("李雷", "Дмитрий", "Ελένη", "Zoë"):
+        assert name in text
+
+
+def test_control_characters_are_shown_as_code_points():
+    summary = run_summary()
+    summary.models["user"].records[0].values["name"] = "Bell\x07"
+    assert "Bell[U+0007]" in pdf_text(render_pdf(summary))
+
+
+def test_overlong_values_are_clipped_with_their_length():
+    summary = run_summary()
+    summary.models["user"].records[0].values["email"] = "u" * 250 + "@example.com"
+    # The cell wraps the clipped address wherever it likes: compare without spaces.
+    text = pdf_text(render_pdf(summary)).replace(" ", "")
+    assert f"{'u' * 32}…(262characters)" in text
+    assert "u" * 33 not in text
+
+
+def test_a_run_without_rejections_says_so():
+    summary = run_summary(inserted=12, rejected=0)
+    text = pdf_text(render_pdf(summary))
+    assert "No rejections and no failures" in text
+
+
+def test_failures_and_mismatched_rows_make_the_verdict_fail():
+    summary = run_summary()
+    orders = summary.models["order"]
+    orders.failed = 2
+    orders.rows_after += 1
+    orders.reasons.append(ReasonCount("failed", "database", "database is locked", 2))
+    text = pdf_text(render_pdf(summary))
+    assert "FAIL: 2 valid records failed to commit; the rows counted" in text
+    assert "failed database database is locked 2" in text
+    assert re.search(r"order orders_db 2 12 10 9 NO", text)
+
+
+def test_a_run_with_no_records_renders():
+    summary = run_summary(inserted=0, rejected=0)
+    for model in summary.models.values():
+        model.latency_histogram, model.timeline, model.threads = [], [], []
+        model.latency_ms = LatencySummary(0, 0, 0, 0, 0, 0, 0, 0, 0)
+    text = pdf_text(render_pdf(summary))
+    assert "No rows were committed" in text
+    assert "No latencies recorded." in text
+
+
+def test_a_large_run_stays_bounded():
+    # 1000 threads, and every record summary.py keeps: 1000 rejected and 200 inserted per model.
+    summary = run_summary(threads=1000, inserted=18_000, rejected=2_000)
+    rendered = render_report(summary)
+    assert len(rendered.pdf) < 5 * 1024 * 1024
+    pages = PdfReader(BytesIO(rendered.pdf)).pages
+    assert len(pages) == rendered.pages
+    # The first pages (summary, charts, threads) and the last one: extracting all 100 is slow.
+    text = " ".join(" ".join(page.extract_text().split()) for page in [*pages[:8], pages[-1]])
+    assert f"the {report.THREAD_ROWS_PER_MODEL} slowest of 1,000 threads are listed" in text
+    assert "60 of 1,000 threads, by rank" in text
+    assert "18,800 more records are not listed here" in text
+    assert f"Page {rendered.pages} of {rendered.pages}" in text
+
+
+def test_invariant_mode_makes_the_pdf_repeatable(monkeypatch):
+    monkeypatch.setattr(rl_config, "invariant", 1)
+    assert render_pdf(run_summary()) == render_pdf(run_summary())
