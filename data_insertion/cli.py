@@ -7,14 +7,18 @@ adds an output. Each stays a thin subclass; the work happens in the engine (simu
 import argparse
 import json
 import os
+import signal
 import tempfile
 import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
 from .console import record_line, summary_lines
-from .services import InsertionResult
+from .services import FAILED, InsertionResult
 from .simulation import SimulationConfig, migrate_databases, run_simulation
 from .summary import RunSummary
 
@@ -23,6 +27,9 @@ MAX_RECORDS = 10_000_000
 MAX_BATCH_SIZE = 10_000
 # At verbosity 1 the console shows this many per-record lines per model, then only the summary.
 RECORD_LINES_AT_VERBOSITY_1 = 100
+PROGRESS_INTERVAL_SECONDS = 0.5
+CLEAR_LINE = "\r\033[K"
+INTERRUPTED_EXIT_CODE = 130  # what shells report for a process stopped by Ctrl-C
 
 
 def bounded_int(low: int, high: int):
@@ -63,16 +70,22 @@ def check_output_path(path: str, option: str) -> Path:
 
 def write_atomically(target: Path, data: bytes) -> None:
     """Write beside the target, then rename: never a partial file, never a half-replaced one."""
-    handle, temporary = tempfile.mkstemp(
-        dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
-    )
+    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
     try:
         with os.fdopen(handle, "wb") as stream:
             stream.write(data)
-        os.replace(temporary, target)
     except BaseException:
         os.unlink(temporary)
         raise
+    finish_temporary(temporary, target)
+
+
+def finish_temporary(temporary: str, target: Path) -> None:
+    """Give a finished temporary file the usual permissions and move it into place."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(temporary, 0o666 & ~umask)  # mkstemp creates files readable by the owner only
+    os.replace(temporary, target)
 
 
 STATUS_STYLES = {
@@ -128,9 +141,21 @@ class SimulationCommand(BaseCommand):
             metavar="PATH",
             help="also write the run's summary as JSON to PATH",
         )
+        parser.add_argument(
+            "--details",
+            metavar="PATH",
+            help="stream every record's verdict to PATH as JSON lines (for runs too large to "
+            "list on the console or in the summary)",
+        )
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs) -> argparse.ArgumentParser:
+        return one_line_errors(super().create_parser(prog_name, subcommand, **kwargs))
 
     def handle(self, *args, **options) -> None:
+        # Every output path is checked before the run: a bad one costs nothing.
         json_path = check_output_path(options["json"], "--json") if options["json"] else None
+        if options["details"]:
+            check_output_path(options["details"], "--details")
         summary = self.run(options)
         if json_path is not None:
             payload = json.dumps(summary.to_dict(), indent=2, ensure_ascii=False)
@@ -138,7 +163,7 @@ class SimulationCommand(BaseCommand):
         self.finish(summary, options)
 
     def run(self, options: dict) -> RunSummary:
-        """Migrate, run the engine and print each record's verdict as it comes."""
+        """Migrate, run the engine and report each record's verdict as it comes."""
         migrate_databases()
         config = SimulationConfig(
             threads=options["threads"],
@@ -148,7 +173,12 @@ class SimulationCommand(BaseCommand):
             fresh=options["fresh"],
             batch_size=options["batch_size"],
         )
-        summary = run_simulation(config, on_result=self._printer(options["verbosity"]))
+        stop = threading.Event()
+        with (
+            RunOutput(self, options, total=3 * config.records) as output,
+            stop_on_interrupt(stop, self.stderr),
+        ):
+            summary = run_simulation(config, on_result=output, stop=stop)
         if options["verbosity"] == 1 and any(
             model.attempted > RECORD_LINES_AT_VERBOSITY_1 for model in summary.models.values()
         ):
@@ -161,6 +191,11 @@ class SimulationCommand(BaseCommand):
         return summary
 
     def finish(self, summary: RunSummary, options: dict) -> None:
+        if summary.interrupted:
+            raise CommandError(
+                "interrupted: the summary above counts what was committed before the stop.",
+                returncode=INTERRUPTED_EXIT_CODE,
+            )
         if summary.failed:
             raise CommandError(
                 f"{summary.failed:,} records failed to commit (each is listed above).",
@@ -170,21 +205,113 @@ class SimulationCommand(BaseCommand):
             raise CommandError("the rows in the databases do not match 'inserted'.", returncode=1)
         self.stdout.write(self.style.SUCCESS("Data insertion completed"))
 
-    def _printer(self, verbosity: int):
-        """A callback that prints verdicts as workers report them (failures at every -v)."""
-        limit = {0: 0, 1: RECORD_LINES_AT_VERBOSITY_1}.get(verbosity)
-        shown = {"user": 0, "product": 0, "order": 0}
-        lock = threading.Lock()
 
-        def print_result(result: InsertionResult) -> None:
-            with lock:
-                if result.status != "failed" and limit is not None and shown[result.model] >= limit:
-                    return
-                shown[result.model] += 1
-                line = record_line(result)
-                style = self.style.SUCCESS if result.status == "inserted" else self.style.WARNING
-                self.stdout.write(
-                    style(line) if result.status != "failed" else self.style.ERROR(line)
+def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """A bad option is one line ("...: error: argument --threads: 0 is outside 1..1,000"),
+    not the usage block first: the message names the option and its range."""
+    parser.print_usage = lambda file=None: None
+    return parser
+
+
+@contextmanager
+def stop_on_interrupt(stop: threading.Event, stderr) -> Iterator[None]:
+    """The first Ctrl-C asks the run to stop cleanly; a second one aborts at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def request_stop(signum, frame) -> None:
+        stderr.write("\nStopping: workers take no new record; Ctrl-C again aborts at once.")
+        stop.set()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, request_stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class RunOutput:
+    """What a run reports while it goes: record lines on stdout (by -v), a progress line on
+    stderr (terminals only, -v 1 and up), and every verdict as JSON lines with --details."""
+
+    def __init__(self, command: BaseCommand, options: dict, total: int) -> None:
+        self.command = command
+        self.verbosity = options["verbosity"]
+        self.line_limit = {0: 0, 1: RECORD_LINES_AT_VERBOSITY_1}.get(self.verbosity)
+        self.lines_shown = {"user": 0, "product": 0, "order": 0}
+        self.details_path = Path(options["details"]).expanduser() if options["details"] else None
+        self.details = None
+        self.total = total
+        self.done = 0
+        self.failed = 0
+        self.show_progress = self.verbosity >= 1 and command.stderr.isatty()
+        self.progress_shown = False
+        self.started = self.last_progress = time.monotonic()
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> "RunOutput":
+        if self.details_path is not None:
+            # Streamed beside the target, then renamed: never a partial file in its place.
+            handle, self.details_temporary = tempfile.mkstemp(
+                dir=self.details_path.parent, prefix=f".{self.details_path.name}."
+            )
+            self.details = os.fdopen(handle, "w", encoding="utf-8")
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if self.progress_shown:
+            self.command.stderr.write(CLEAR_LINE, ending="")
+        if self.details is not None:
+            self.details.close()
+            finish_temporary(self.details_temporary, self.details_path)
+
+    def __call__(self, result: InsertionResult) -> None:
+        with self.lock:
+            self.done += 1
+            self.failed += result.status == FAILED
+            if (
+                result.status == FAILED
+                or self.line_limit is None
+                or (self.lines_shown[result.model] < self.line_limit)
+            ):
+                self.lines_shown[result.model] += 1
+                if self.progress_shown:
+                    self.command.stderr.write(CLEAR_LINE, ending="")
+                    self.progress_shown = False
+                self.command.stdout.write(
+                    record_line(result), style_func=STATUS_STYLES[result.status](self.command.style)
                 )
+            if self.details is not None:
+                self.details.write(json.dumps(result_details(result), ensure_ascii=False) + "\n")
+            if self.show_progress:
+                self._progress()
 
-        return print_result
+    def _progress(self) -> None:
+        now = time.monotonic()
+        if now - self.last_progress < PROGRESS_INTERVAL_SECONDS:
+            return
+        self.last_progress = now
+        rate = self.done / (now - self.started)
+        eta = (self.total - self.done) / rate if rate else 0
+        self.command.stderr.write(
+            f"{CLEAR_LINE}{self.done:,}/{self.total:,} records  {rate:,.0f}/s  "
+            f"{self.failed:,} failed  ETA {eta:,.0f} s",
+            ending="",
+        )
+        self.command.stderr.flush()
+        self.progress_shown = True
+
+
+def result_details(result: InsertionResult) -> dict:
+    return {
+        "model": result.model,
+        "status": result.status,
+        "pk": result.pk,
+        "values": result.values,
+        "errors": result.errors,
+        "thread": result.thread,
+        "latency_ms": round(result.latency * 1000, 3),
+        "attempts": result.attempts,
+    }

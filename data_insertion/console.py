@@ -19,10 +19,17 @@ def record_line(result: InsertionResult) -> str:
 def summary_lines(summary: RunSummary) -> list[str]:
     config = summary.config
     data = "the demo data set" if config.get("demo_data") else f"seed {config.get('seed')}"
+    if config.get("batch_size"):
+        data += f", group commit of up to {config['batch_size']} records"
     lines = [
         "",
         f"Run {summary.run_id}: {config['threads']} threads and {config['records']} records "
         f"per model, {data}, {summary.duration_seconds:.2f} s",
+        *(
+            ["Interrupted: workers stopped taking records; counts are what was done."]
+            if summary.interrupted
+            else []
+        ),
         "",
         f"{'Model':<8} {'Database':<12} {'Attempted':>9} {'Inserted':>9} {'Rejected':>9} "
         f"{'Failed':>7} {'Wall s':>8} {'Rows/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}",

@@ -14,7 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 
@@ -82,7 +82,17 @@ def empty_databases() -> None:
         cls.objects.all().delete()
 
 
-def run_simulation(config: SimulationConfig, on_result: ResultCallback | None = None) -> RunSummary:
+def run_simulation(
+    config: SimulationConfig,
+    on_result: ResultCallback | None = None,
+    stop: threading.Event | None = None,
+) -> RunSummary:
+    """Run the simulation; `on_result` sees every verdict as it comes (from worker threads).
+
+    Setting `stop` (Ctrl-C) makes workers take no new record; records already taken are
+    committed or rolled back, and the summary counts what was done and says it was interrupted.
+    """
+    stop = stop or threading.Event()
     run_id = uuid.uuid4().hex[:12]
     started_at = datetime.now(UTC)
     if config.fresh:
@@ -111,6 +121,7 @@ def run_simulation(config: SimulationConfig, on_result: ResultCallback | None = 
         },
         config,
         record_result,
+        stop,
     )
     user_ids = sorted(tallies["user"].inserted_pks)
     product_ids = sorted(tallies["product"].inserted_pks)
@@ -124,6 +135,7 @@ def run_simulation(config: SimulationConfig, on_result: ResultCallback | None = 
         },
         config,
         record_result,
+        stop,
     )
     duration = time.perf_counter() - run_started
     return build_summary(
@@ -137,6 +149,7 @@ def run_simulation(config: SimulationConfig, on_result: ResultCallback | None = 
         model_databases=MODEL_DATABASES,
         rows_before=rows_before,
         rows_after=count_rows(),
+        interrupted=stop.is_set(),
     )
 
 
@@ -144,6 +157,7 @@ def _run_concurrently(
     preparers: dict[str, Callable[[int], services.PreparedRecord]],
     config: SimulationConfig,
     record_result: ResultCallback,
+    stop: threading.Event,
 ) -> None:
     """Start `config.threads` workers per model, release them together, wait for all.
 
@@ -168,11 +182,16 @@ def _run_concurrently(
             workers.append(
                 threading.Thread(
                     target=_work,
-                    args=(barrier, model, prepare, commit, record_result, turn),
+                    args=(barrier, model, prepare, commit, record_result, turn, stop),
                     kwargs={"indexes": range(number, config.records, config.threads)},
                     name=f"{model}-worker-{number + 1:03d}",
                 )
             )
+    if config.records:
+        # Validating one record first compiles Django's lazy validators (the email regexes)
+        # once here, instead of in every thread at once when the barrier opens.
+        for prepare in preparers.values():
+            prepare(0)
     for thread in [*workers, *(writer.thread for writer in writers.values())]:
         thread.start()
     for worker in workers:
@@ -205,6 +224,7 @@ def _work(
     commit: Callable[[services.PreparedRecord], None],
     record_result: ResultCallback,
     turn: AbstractContextManager | None,
+    stop: threading.Event,
     indexes: range,
 ) -> None:
     """Prepare and commit each record of `indexes`, one transaction per record.
@@ -225,18 +245,23 @@ def _work(
 
     try:
         barrier.wait()
-        remaining = iter(indexes)
+        remaining = itertools.takewhile(lambda _: not stop.is_set(), indexes)
         for index in remaining:
             record = prepare_reporting_bugs(index)
-            with turn or nullcontext():
+            if turn is None:
                 if record is not None:
                     commit(record)
-                if turn is None:
-                    continue
+                continue
+            with turn:
+                if record is not None:
+                    commit(record)
                 for index in itertools.islice(remaining, RECORDS_PER_TURN - 1):
                     record = prepare_reporting_bugs(index)
                     if record is not None:
                         commit(record)
+                # Hold connections only during a turn: with hundreds of threads, idle ones
+                # would otherwise keep three files each open and exhaust the descriptor limit.
+                connections.close_all()
     finally:
         # Connections are per thread: close this thread's, or their files stay open.
         connections.close_all()
