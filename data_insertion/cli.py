@@ -11,6 +11,7 @@ import signal
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +28,7 @@ MAX_RECORDS = 10_000_000
 MAX_BATCH_SIZE = 10_000
 # At verbosity 1 the console shows this many per-record lines per model, then only the summary.
 RECORD_LINES_AT_VERBOSITY_1 = 100
+FAILED_LINES_AT_VERBOSITY_0 = 100
 PROGRESS_INTERVAL_SECONDS = 0.5
 CLEAR_LINE = "\r\033[K"
 INTERRUPTED_EXIT_CODE = 130  # what shells report for a process stopped by Ctrl-C
@@ -198,7 +200,8 @@ class SimulationCommand(BaseCommand):
             )
         if summary.failed:
             raise CommandError(
-                f"{summary.failed:,} records failed to commit (each is listed above).",
+                f"{summary.failed:,} records failed to commit (reasons above; --details lists "
+                "every record).",
                 returncode=1,
             )
         if not summary.reconciled:
@@ -240,7 +243,7 @@ class RunOutput:
         self.command = command
         self.verbosity = options["verbosity"]
         self.line_limit = {0: 0, 1: RECORD_LINES_AT_VERBOSITY_1}.get(self.verbosity)
-        self.lines_shown = {"user": 0, "product": 0, "order": 0}
+        self.lines_shown: Counter[tuple[str, bool]] = Counter()
         self.details_path = Path(options["details"]).expanduser() if options["details"] else None
         self.details = None
         self.total = total
@@ -271,12 +274,12 @@ class RunOutput:
         with self.lock:
             self.done += 1
             self.failed += result.status == FAILED
-            if (
-                result.status == FAILED
-                or self.line_limit is None
-                or (self.lines_shown[result.model] < self.line_limit)
-            ):
-                self.lines_shown[result.model] += 1
+            key = (result.model, result.status == FAILED)
+            limit = self.line_limit
+            if result.status == FAILED and limit == 0:
+                limit = FAILED_LINES_AT_VERBOSITY_0  # failures are listed even at -v 0
+            if limit is None or self.lines_shown[key] < limit:
+                self.lines_shown[key] += 1
                 if self.progress_shown:
                     self.command.stderr.write(CLEAR_LINE, ending="")
                     self.progress_shown = False

@@ -42,6 +42,14 @@ def summary_lines(summary: RunSummary) -> list[str]:
             f"{model.rows_per_second:>9,.0f} {latency.p50:>8.2f} {latency.p95:>8.2f} "
             f"{latency.p99:>8.2f}"
         )
+    failures = [
+        f"  {model.model}: {reason.count:,} x {reason.field}: {reason.message}"
+        for model in summary.models.values()
+        for reason in model.reasons
+        if reason.status == FAILED
+    ]
+    if failures:
+        lines += ["", "Failed to commit, by reason:", *failures]
     lines.append("")
     lines.append(reconciliation_line(summary))
     return lines

@@ -29,7 +29,7 @@ from distributed_system.routers import database_for_model
 
 from .models import Order, Product, User
 from .statements import existing_values, insert_row, insert_rows
-from .transactions import write_transaction
+from .transactions import LockNotAcquired, write_transaction
 
 INSERTED = "inserted"
 REJECTED = "rejected"
@@ -155,7 +155,7 @@ def commit_records(records: Sequence[PreparedRecord]) -> list[InsertionResult]:
                     for i, error in _insert([records[i].instance for i in to_insert], alias):
                         outcome[to_insert[i]] = (FAILED, {"database": [_error_text(error)]})
             except OperationalError as error:
-                if attempts < MAX_ATTEMPTS:
+                if attempts < MAX_ATTEMPTS and is_transient(error):
                     _sleep_before_retry(attempts)
                     continue
                 outcome = {i: (FAILED, {"database": [_error_text(error)]}) for i in valid}
@@ -255,6 +255,27 @@ def unexpected_failure(model: str, error: Exception, started: float) -> Insertio
         thread=threading.current_thread().name,
         latency=time.perf_counter() - started,
     )
+
+
+# PostgreSQL: serialization failure, deadlock, lock not available. MySQL/MariaDB: lock wait
+# timeout, deadlock. SQLite says "database is locked" or "database table is locked".
+TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03"}
+TRANSIENT_MYSQL_CODES = {1205, 1213}
+
+
+def is_transient(error: OperationalError) -> bool:
+    """Whether trying again can succeed: another writer held a lock, or the server picked this
+    transaction as a deadlock or serialization victim. A full disk or a broken file cannot."""
+    if isinstance(error, LockNotAcquired):
+        return True
+    cause = error.__cause__
+    sqlstate = getattr(cause, "sqlstate", None)
+    if sqlstate is not None:
+        return sqlstate in TRANSIENT_SQLSTATES
+    code = getattr(cause, "args", (None,))[0] if getattr(cause, "args", None) else None
+    if isinstance(code, int):
+        return code in TRANSIENT_MYSQL_CODES
+    return "locked" in str(error).lower()
 
 
 def _sleep_before_retry(attempt: int) -> None:
