@@ -20,7 +20,12 @@ from django.core.management.base import BaseCommand, CommandError
 
 from .console import record_line, summary_lines
 from .services import FAILED, InsertionResult
-from .simulation import SimulationConfig, migrate_databases, run_simulation
+from .simulation import (
+    DatabaseUnavailable,
+    SimulationConfig,
+    migrate_databases,
+    run_simulation,
+)
 from .summary import RunSummary
 
 MAX_THREADS = 1000
@@ -166,7 +171,10 @@ class SimulationCommand(BaseCommand):
 
     def run(self, options: dict) -> RunSummary:
         """Migrate, run the engine and report each record's verdict as it comes."""
-        migrate_databases()
+        try:
+            migrate_databases()
+        except DatabaseUnavailable as error:
+            raise CommandError(f"cannot use {error}") from None
         config = SimulationConfig(
             threads=options["threads"],
             records=options["records"],

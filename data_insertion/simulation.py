@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 import django
 from django.core.management import call_command
-from django.db import connections
+from django.db import DatabaseError, connections, transaction
 from django.db.models import Max
 
 from distributed_system.routers import MODEL_DATABASES
@@ -51,26 +51,44 @@ class SimulationConfig:
 ResultCallback = Callable[[services.InsertionResult], None]
 
 
+class DatabaseUnavailable(Exception):
+    """A database cannot be used: corrupt, read-only, unreachable. The message says which."""
+
+
 def migrate_databases() -> None:
-    """Apply pending migrations to all four databases (nothing to do is quick)."""
+    """Apply pending migrations to all four databases and make sure each one takes writes.
+
+    A missing or empty SQLite file is created and migrated. A database that cannot be used
+    raises DatabaseUnavailable before any record is attempted.
+    """
     for alias in ("default", *MODEL_DATABASES.values()):
-        call_command("migrate", database=alias, verbosity=0, interactive=False)
+        try:
+            call_command("migrate", database=alias, verbosity=0, interactive=False)
+            # On SQLite this is BEGIN IMMEDIATE: it fails now if the file is read-only.
+            with transaction.atomic(using=alias):
+                pass
+        except (DatabaseError, OSError) as error:
+            location = describe_database(alias)["location"]
+            raise DatabaseUnavailable(f"{alias} ({location}): {error}") from error
+        finally:
+            connections[alias].close()
 
 
 def describe_databases() -> dict[str, dict[str, str]]:
-    """Each alias's engine and where it lives: a file, or a host and database; no password."""
-    described = {}
-    for alias in MODEL_DATABASES.values():
-        connection = connections[alias]
-        settings = connection.settings_dict
-        if connection.vendor == "sqlite":
-            location = str(settings["NAME"])
-        else:
-            host = settings.get("HOST") or "localhost"
-            port = f":{settings['PORT']}" if settings.get("PORT") else ""
-            location = f"{host}{port}/{settings['NAME']}"
-        described[alias] = {"engine": connection.vendor, "location": location}
-    return described
+    return {alias: describe_database(alias) for alias in MODEL_DATABASES.values()}
+
+
+def describe_database(alias: str) -> dict[str, str]:
+    """An alias's engine and where it lives: a file, or a host and database; no password."""
+    connection = connections[alias]
+    settings = connection.settings_dict
+    if connection.vendor == "sqlite":
+        location = str(settings["NAME"])
+    else:
+        host = settings.get("HOST") or "localhost"
+        port = f":{settings['PORT']}" if settings.get("PORT") else ""
+        location = f"{host}{port}/{settings['NAME']}"
+    return {"engine": connection.vendor, "location": location}
 
 
 def count_rows() -> dict[str, int]:
