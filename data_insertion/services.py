@@ -105,13 +105,13 @@ def prepare_user(*, name: Any, email: Any) -> PreparedRecord:
     started = time.perf_counter()
     user = User(name=_as_text(name), email=_as_text(email))
     # full_clean() also runs User.clean(), which sets email_normalized.
-    return PreparedRecord(user, _field_errors(user), started, threading.current_thread().name)
+    return PreparedRecord(user, field_errors(user), started, threading.current_thread().name)
 
 
 def prepare_product(*, name: Any, price: Any) -> PreparedRecord:
     started = time.perf_counter()
     product = Product(name=_as_text(name), price=_as_price(price))
-    return PreparedRecord(product, _field_errors(product), started, threading.current_thread().name)
+    return PreparedRecord(product, field_errors(product), started, threading.current_thread().name)
 
 
 def prepare_order(*, user_id: Any, product_id: Any, quantity: Any) -> PreparedRecord:
@@ -121,7 +121,7 @@ def prepare_order(*, user_id: Any, product_id: Any, quantity: Any) -> PreparedRe
         product_id=_as_integer_input(product_id),
         quantity=_as_integer_input(quantity),
     )
-    return PreparedRecord(order, _field_errors(order), started, threading.current_thread().name)
+    return PreparedRecord(order, field_errors(order), started, threading.current_thread().name)
 
 
 def commit_records(records: Sequence[PreparedRecord]) -> list[InsertionResult]:
@@ -287,10 +287,10 @@ def _error_text(error: Exception) -> str:
     return str(error) or type(error).__name__
 
 
-def _field_errors(instance: Model) -> dict[str, list[str]]:
+def field_errors(instance: Model) -> dict[str, list[str]]:
     try:
         instance.full_clean(
-            exclude=_derived_fields(type(instance)),
+            exclude=derived_fields(type(instance)),
             validate_unique=False,  # uniqueness needs other rows: checked in the transaction
             validate_constraints=False,
         )
@@ -299,14 +299,14 @@ def _field_errors(instance: Model) -> dict[str, list[str]]:
     return {}
 
 
-_DERIVED_FIELDS: dict[type[Model], list[str]] = {}
+DERIVED_FIELDS: dict[type[Model], list[str]] = {}
 
 
-def _derived_fields(model: type[Model]) -> list[str]:
+def derived_fields(model: type[Model]) -> list[str]:
     """Fields the model computes itself (like ModelForm, validation leaves them out)."""
-    if model not in _DERIVED_FIELDS:
-        _DERIVED_FIELDS[model] = [f.name for f in model._meta.fields if not f.editable]
-    return _DERIVED_FIELDS[model]
+    if model not in DERIVED_FIELDS:
+        DERIVED_FIELDS[model] = [f.name for f in model._meta.fields if not f.editable]
+    return DERIVED_FIELDS[model]
 
 
 _DISPLAY_FIELDS = {
