@@ -61,4 +61,7 @@ def reconciliation_line(summary: RunSummary) -> str:
         sign = "=" if model.reconciled else "!="
         parts.append(f"{model.database} +{model.rows_added:,} {sign} {model.inserted:,} inserted")
     verdict = "rows reconcile" if summary.reconciled else "ROWS DO NOT RECONCILE"
-    return f"Reconciliation (rows counted in each database): {'; '.join(parts)}: {verdict}."
+    return (
+        f"Reconciliation (rows counted in each database): {'; '.join(parts)}: {verdict}. "
+        "To audit every row against every rule: python manage.py verify_data"
+    )
