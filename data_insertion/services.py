@@ -269,12 +269,12 @@ def is_transient(error: OperationalError) -> bool:
     if isinstance(error, LockNotAcquired):
         return True
     cause = error.__cause__
-    sqlstate = getattr(cause, "sqlstate", None)
+    args = getattr(cause, "args", ())
+    if args and isinstance(args[0], int):  # a MySQL/MariaDB error number (PyMySQL, mysqlclient)
+        return args[0] in TRANSIENT_MYSQL_CODES
+    sqlstate = getattr(cause, "sqlstate", None)  # psycopg
     if sqlstate is not None:
         return sqlstate in TRANSIENT_SQLSTATES
-    code = getattr(cause, "args", (None,))[0] if getattr(cause, "args", None) else None
-    if isinstance(code, int):
-        return code in TRANSIENT_MYSQL_CODES
     return "locked" in str(error).lower()
 
 

@@ -3,6 +3,8 @@
 They issue the same SQL as `Model.save()`, `bulk_create()` and `filter(...__in=...)` and prepare
 values through each field exactly as those do, without building a query per call: the ORM's
 per-call overhead was half of the time of an insert (see the README's performance section).
+Each takes its database's connection through transactions.use_connection, so that the reads an
+order's checks make on the users and products databases count against their connection caps.
 """
 
 from collections.abc import Iterable
@@ -11,6 +13,8 @@ from functools import cache
 from django.db import connections
 from django.db.models import Field, Model
 from django.utils import timezone
+
+from .transactions import use_connection
 
 # Values per IN (...) lookup: well under every backend's limit on query parameters.
 LOOKUP_CHUNK = 500
@@ -47,9 +51,14 @@ def _stamped_params(instances: list[Model], fields: tuple[Field, ...], connectio
     return params
 
 
+def _connection(alias: str):
+    use_connection(alias)
+    return connections[alias]
+
+
 def insert_row(instance: Model, alias: str) -> None:
     """INSERT `instance` into `alias` and set its primary key."""
-    connection = connections[alias]
+    connection = _connection(alias)
     head, fields, row, returning = _insert_plan(type(instance), alias)
     can_return = connection.features.can_return_columns_from_insert
     with connection.cursor() as cursor:
@@ -68,7 +77,7 @@ def insert_row(instance: Model, alias: str) -> None:
 
 def insert_rows(instances: list[Model], alias: str) -> None:
     """INSERT many instances of one model with multi-row statements; set their primary keys."""
-    connection = connections[alias]
+    connection = _connection(alias)
     if not connection.features.can_return_rows_from_bulk_insert:
         for instance in instances:
             insert_row(instance, alias)
@@ -99,7 +108,7 @@ def existing_values(model: type[Model], alias: str, column: str, values: Iterabl
     """Which of `values` appear in `column` of `model`'s table on `alias` (indexed lookups)."""
     wanted = list(dict.fromkeys(values))
     found = set()
-    with connections[alias].cursor() as cursor:
+    with _connection(alias).cursor() as cursor:
         for start in range(0, len(wanted), LOOKUP_CHUNK):
             chunk = wanted[start : start + LOOKUP_CHUNK]
             cursor.execute(_lookup_sql(model, alias, column, len(chunk)), chunk)

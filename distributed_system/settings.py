@@ -5,6 +5,10 @@ Everything a deployment changes comes from the environment; the defaults suit a 
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -18,6 +22,19 @@ def _env_flag(name: str, default: bool = False) -> bool:
     if value is None:
         return default
     return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _env_int(name: str, default: int, minimum: int) -> int:
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={text!r} is not a whole number") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name}={value} is below the minimum of {minimum}")
+    return value
 
 
 # A development key: `check --deploy` flags it, and any deployment sets DJANGO_SECRET_KEY.
@@ -91,11 +108,69 @@ def sqlite_database(filename: str, data_dir: Path = DATA_DIR) -> dict:
     }
 
 
+# The most connections this process opens to one server database (PostgreSQL or MariaDB): one
+# for the main thread (migrations, counts), the rest shared by the threads that write, each
+# holding one only for the length of a transaction (data_insertion.transactions). SQLite files
+# are not servers and have no such limit.
+MAX_CONNECTIONS_PER_DATABASE = _env_int("DS_MAX_CONNECTIONS_PER_DATABASE", 20, minimum=2)
+
+
+def server_database(url: str) -> dict:
+    """An alias on a PostgreSQL or MariaDB/MySQL server, from a URL such as
+    postgres://user:password@host:5432/name or mysql://user:password@host:3306/name.
+
+    Connections come from a pool of MAX_CONNECTIONS_PER_DATABASE (psycopg's on PostgreSQL, our
+    own on MariaDB), so a connection handed back after a transaction is reused, not reopened.
+    The backends are Django's, adjusted in distributed_system.backends.
+    """
+    scheme = urlsplit(url).scheme
+    if scheme == "mariadb":  # dj-database-url knows it as mysql://
+        url = "mysql" + url[len(scheme) :]
+    try:
+        database = dj_database_url.parse(url)
+    except ValueError:  # an unknown scheme, or a malformed URL
+        database = {"ENGINE": None}
+    options = database.setdefault("OPTIONS", {})
+    if database["ENGINE"] == "django.db.backends.postgresql":
+        # Django's PostgreSQL backend, failing at once when the server refuses the pool.
+        database["ENGINE"] = "distributed_system.backends.postgresql"
+        options["pool"] = {
+            "min_size": min(4, MAX_CONNECTIONS_PER_DATABASE),
+            "max_size": MAX_CONNECTIONS_PER_DATABASE,
+        }
+    elif database["ENGINE"] == "django.db.backends.mysql":
+        # Django's MySQL backend (on mysqlclient, or PyMySQL where that is not installed) with
+        # idle connections kept for reuse, as PostgreSQL's pool does.
+        database["ENGINE"] = "distributed_system.backends.mysql"
+        options["pool"] = {"max_size": MAX_CONNECTIONS_PER_DATABASE}
+    else:
+        # The URL itself is not repeated: it may hold a password.
+        raise ImproperlyConfigured(
+            f"{scheme or 'a URL without a scheme'}:// is not supported: use postgres://, "
+            "mysql:// (or mariadb://) or sqlite://"
+        )
+    return database
+
+
+def configured_database(variable: str, filename: str) -> dict:
+    """The alias a URL in `variable` names; a SQLite file in DATA_DIR when it is unset."""
+    url = os.environ.get(variable, "").strip()
+    if not url:
+        return sqlite_database(filename)
+    if urlsplit(url).scheme == "sqlite":
+        path = Path(dj_database_url.parse(url)["NAME"]).resolve()
+        return sqlite_database(path.name, path.parent)
+    try:
+        return server_database(url)
+    except ImproperlyConfigured as error:
+        raise ImproperlyConfigured(f"{variable}: {error}") from None
+
+
 DATABASES = {
-    "default": sqlite_database("default.db"),
-    "users_db": sqlite_database("users.db"),
-    "products_db": sqlite_database("products.db"),
-    "orders_db": sqlite_database("orders.db"),
+    "default": configured_database("DEFAULT_DATABASE_URL", "default.db"),
+    "users_db": configured_database("USERS_DATABASE_URL", "users.db"),
+    "products_db": configured_database("PRODUCTS_DATABASE_URL", "products.db"),
+    "orders_db": configured_database("ORDERS_DATABASE_URL", "orders.db"),
 }
 
 DATABASE_ROUTERS = ["distributed_system.routers.ModelDatabaseRouter"]

@@ -16,8 +16,13 @@ from distributed_system.settings import DATABASES, sqlite_database
 DATA_DIR = Path(tempfile.mkdtemp(prefix="distributed-system-tests-"))
 atexit.register(shutil.rmtree, DATA_DIR, ignore_errors=True)
 
-for _alias, _database in DATABASES.items():
-    if _database["ENGINE"] == "django.db.backends.sqlite3":
-        DATABASES[_alias] = sqlite_database(Path(_database["NAME"]).name, DATA_DIR)
+# SQLite files whatever *_DATABASE_URL says: the server tests start their own processes.
+for _alias, _filename in {
+    "default": "default.db",
+    "users_db": "users.db",
+    "products_db": "products.db",
+    "orders_db": "orders.db",
+}.items():
+    DATABASES[_alias] = sqlite_database(_filename, DATA_DIR)
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -1,6 +1,11 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from data_insertion.benchmark import ModeResult, run_benchmark
+from data_insertion.benchmark import (
+    ModeResult,
+    UnsupportedDatabases,
+    databases_vendor,
+    run_benchmark,
+)
 from data_insertion.cli import MAX_BATCH_SIZE, MAX_RECORDS, MAX_THREADS, bounded_int
 
 
@@ -11,8 +16,9 @@ def counts(text: str) -> tuple[int, ...]:
 
 class Command(BaseCommand):
     help = (
-        "Measure the engine against raw sqlite3 on the same workload, in one process, on "
-        "temporary databases, and print rows/s, ratios and a scaling table."
+        "Measure the engine against the raw driver (sqlite3, or psycopg when the three databases "
+        "are on PostgreSQL) on the same workload, in one process, on temporary databases, and "
+        "print rows/s, ratios and a scaling table."
     )
 
     def add_arguments(self, parser) -> None:
@@ -34,13 +40,18 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
+        try:
+            vendor = databases_vendor()
+        except UnsupportedDatabases as error:
+            raise CommandError(str(error)) from None
         if options["quick"]:
             options.update(
                 records=5_000, scaling_threads=(10, 100), scaling_records=(1_000, 10_000)
             )
         self.stdout.write(
             f"Workload: {options['threads']} threads per model, {options['records']:,} records "
-            f"per model (users, products, orders), seed {options['seed']}, no invalid records."
+            f"per model (users, products, orders), seed {options['seed']}, no invalid records, "
+            f"on {vendor}."
         )
         self.stdout.write(
             f"{'':4}{'mode':<46}{'rows':>9}{'seconds':>9}{'rows/s':>10}{'peak RSS':>10}"

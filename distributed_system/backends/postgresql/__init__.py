@@ -1,0 +1,1 @@
+"""Django's PostgreSQL backend (psycopg 3) with its connection pool (see base.py)."""
