@@ -7,9 +7,15 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "distributed_system.settings")
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except ImproperlyConfigured as error:
+        # A bad environment variable (DS_SQLITE_TIMEOUT=abc, USERS_DATABASE_URL=ftp://...)
+        # is one line saying which, not a traceback.
+        sys.exit(f"Configuration error: {error}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 import django
 from django.core.management import call_command
-from django.db import DatabaseError, connections, transaction
+from django.db import DatabaseError, OperationalError, connections, transaction
 from django.db.models import Max
 
 from distributed_system.routers import MODEL_DATABASES
@@ -64,14 +64,22 @@ def migrate_databases() -> None:
     for alias in ("default", *MODEL_DATABASES.values()):
         try:
             call_command("migrate", database=alias, verbosity=0, interactive=False)
-            # On SQLite this is BEGIN IMMEDIATE: it fails now if the file is read-only.
-            with transaction.atomic(using=alias):
-                pass
+            _check_writable(alias)
         except (DatabaseError, OSError) as error:
             location = describe_database(alias)["location"]
             raise DatabaseUnavailable(f"{alias} ({location}): {error}") from error
         finally:
             connections[alias].close()
+
+
+def _check_writable(alias: str) -> None:
+    """On SQLite, BEGIN IMMEDIATE: fails now if the file or its directory is read-only."""
+    try:
+        with transaction.atomic(using=alias):
+            pass
+    except OperationalError as error:
+        if not services.is_transient(error):
+            raise  # busy is not broken: the run waits for the lock, or reports what failed
 
 
 def describe_databases() -> dict[str, dict[str, str]]:

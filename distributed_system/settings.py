@@ -24,14 +24,15 @@ def _env_flag(name: str, default: bool = False) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
-def _env_int(name: str, default: int, minimum: int) -> int:
+def _env_number(name: str, default: float, minimum: float, number: type = int) -> float:
     text = os.environ.get(name, "").strip()
     if not text:
         return default
     try:
-        value = int(text)
+        value = number(text)
     except ValueError:
-        raise ImproperlyConfigured(f"{name}={text!r} is not a whole number") from None
+        kind = "a whole number" if number is int else "a number"
+        raise ImproperlyConfigured(f"{name}={text!r} is not {kind}") from None
     if value < minimum:
         raise ImproperlyConfigured(f"{name}={value} is below the minimum of {minimum}")
     return value
@@ -43,6 +44,20 @@ SECRET_KEY = os.environ.get(
     "django-insecure-development-only-key-set-DJANGO_SECRET_KEY-in-production",
 )
 DEBUG = _env_flag("DJANGO_DEBUG")
+# Behind HTTPS (a deployment of the admin), DJANGO_HTTPS=1 turns on what `check --deploy`
+# asks for: redirect to HTTPS, secure cookies, and HSTS (its duration can be shortened while
+# trying it out: DJANGO_HSTS_SECONDS).
+HTTPS = _env_flag("DJANGO_HTTPS")
+SECURE_SSL_REDIRECT = HTTPS
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_HSTS_SECONDS = _env_number("DJANGO_HSTS_SECONDS", 31_536_000, minimum=0) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
+SECURE_HSTS_PRELOAD = HTTPS
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if _env_flag("DJANGO_BEHIND_PROXY") else None
+)
+
 ALLOWED_HOSTS = [
     host.strip()
     for host in os.environ.get("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]").split(",")
@@ -89,6 +104,11 @@ TEMPLATES = [
 WSGI_APPLICATION = "distributed_system.wsgi.application"
 
 
+# How long a SQLite transaction waits for another process's write lock before "database is
+# locked" (then the service retries a few times with backoff).
+SQLITE_TIMEOUT_SECONDS = _env_number("DS_SQLITE_TIMEOUT", 30.0, minimum=0.0, number=float)
+
+
 def sqlite_database(filename: str, data_dir: Path = DATA_DIR) -> dict:
     """A SQLite alias set up for many concurrent writers, through Django's own OPTIONS.
 
@@ -102,7 +122,7 @@ def sqlite_database(filename: str, data_dir: Path = DATA_DIR) -> dict:
         "OPTIONS": {
             "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
             "transaction_mode": "IMMEDIATE",
-            "timeout": 30,
+            "timeout": SQLITE_TIMEOUT_SECONDS,
         },
         "TEST": {"NAME": str(data_dir / f"test_{filename}")},
     }
@@ -112,7 +132,7 @@ def sqlite_database(filename: str, data_dir: Path = DATA_DIR) -> dict:
 # for the main thread (migrations, counts), the rest shared by the threads that write, each
 # holding one only for the length of a transaction (data_insertion.transactions). SQLite files
 # are not servers and have no such limit.
-MAX_CONNECTIONS_PER_DATABASE = _env_int("DS_MAX_CONNECTIONS_PER_DATABASE", 20, minimum=2)
+MAX_CONNECTIONS_PER_DATABASE = _env_number("DS_MAX_CONNECTIONS_PER_DATABASE", 20, minimum=2)
 
 
 def server_database(url: str) -> dict:

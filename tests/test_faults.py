@@ -98,6 +98,46 @@ def test_a_lock_held_for_a_few_seconds_by_another_process_is_waited_for(tmp_path
     assert "locked" not in out + err
 
 
+def test_a_lock_held_past_the_timeout_fails_those_records_and_the_others_go_on(tmp_path):
+    assert manage(tmp_path, "insert_data", "-v", "0").returncode == 0
+    holder = sqlite3.connect(tmp_path / "users.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # held for the whole run
+    try:
+        result = subprocess.run(
+            [sys.executable, "manage.py", "insert_data", "--json", str(tmp_path / "r.json")],
+            cwd=PROJECT,
+            env=environment(tmp_path, DS_SQLITE_TIMEOUT="0.1"),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert result.returncode == 1
+    assert "Failed user: Alice - database: database is locked" in result.stdout
+    assert "user: 8 x database: database is locked" in result.stdout
+    assert "records failed to commit" in result.stderr
+    summary = json.loads((tmp_path / "r.json").read_text())["summary"]
+    assert (summary["user"]["failed"], summary["user"]["inserted"]) == (8, 0)
+    assert summary["product"]["inserted"] == 9  # the products database was free
+    assert summary["order"]["failed"] == 0  # orders for users never committed are rejected
+    assert rows(tmp_path) == {"users.db": 8, "products.db": 18, "orders.db": 8}
+
+
+def test_a_bad_environment_variable_is_one_line(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "manage.py", "insert_data"],
+        cwd=PROJECT,
+        env=environment(tmp_path, DS_SQLITE_TIMEOUT="soon"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == "Configuration error: DS_SQLITE_TIMEOUT='soon' is not a number"
+
+
 def test_ctrl_c_stops_cleanly_prints_the_summary_and_exits_130(tmp_path):
     saved = tmp_path / "r.json"
     run = start(tmp_path, "insert_data", "--records", "500000", "-v", "0", "--json", str(saved))
