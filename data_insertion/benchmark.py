@@ -60,23 +60,21 @@ class BenchmarkReport:
     batch_size: int
     vendor: str
     modes: dict[str, ModeResult] = field(default_factory=dict)
-    scaling: list[ModeResult] = field(default_factory=list)
 
     def ratio(self, numerator: str, denominator: str) -> float:
         below = self.modes[denominator].rows_per_second
         return self.modes[numerator].rows_per_second / below if below else 0.0
 
 
-def run_benchmark(
+def compare_modes(
     *,
     threads: int,
     records: int,
     batch_size: int,
     seed: int = 1,
-    scaling_threads: tuple[int, ...] = (),
-    scaling_records: tuple[int, ...] = (),
     on_result: Callable[[ModeResult], None] | None = None,
 ) -> BenchmarkReport:
+    """Modes a-d on the same workload, each on fresh temporary databases."""
     vendor = databases_vendor()
     report = BenchmarkReport(threads=threads, records=records, batch_size=batch_size, vendor=vendor)
     dataset = Dataset(records=records, tag=BENCHMARK_TAG, seed=seed, invalid_ratio=0.0)
@@ -94,16 +92,29 @@ def run_benchmark(
         report.modes[key] = _measure(name, run)
         if on_result:
             on_result(report.modes[key])
-    for thread_count in scaling_threads:
-        for record_count in scaling_records:
-            name = f"{thread_count} threads x {record_count:,} records"
+    return report
+
+
+def measure_scaling(
+    *,
+    thread_counts: tuple[int, ...],
+    record_counts: tuple[int, ...],
+    batch_size: int | None,
+    seed: int = 1,
+    on_result: Callable[[ModeResult], None] | None = None,
+) -> list[ModeResult]:
+    """The engine at each thread count x records per model, on fresh temporary databases."""
+    results = []
+    for thread_count in thread_counts:
+        for record_count in record_counts:
             result = _measure(
-                name, lambda t=thread_count, r=record_count: _engine(t, r, seed, batch_size)
+                f"{thread_count:,} threads x {record_count:,} records",
+                lambda t=thread_count, r=record_count: _engine(t, r, seed, batch_size),
             )
-            report.scaling.append(result)
+            results.append(result)
             if on_result:
                 on_result(result)
-    return report
+    return results
 
 
 def _measure(name: str, run: Callable[[], int]) -> ModeResult:

@@ -3,10 +3,17 @@ from django.core.management.base import BaseCommand, CommandError
 from data_insertion.benchmark import (
     ModeResult,
     UnsupportedDatabases,
+    compare_modes,
     databases_vendor,
-    run_benchmark,
+    measure_scaling,
 )
-from data_insertion.cli import MAX_BATCH_SIZE, MAX_RECORDS, MAX_THREADS, bounded_int
+from data_insertion.cli import (
+    MAX_BATCH_SIZE,
+    MAX_RECORDS,
+    MAX_THREADS,
+    bounded_int,
+    one_line_errors,
+)
 
 
 def counts(text: str) -> tuple[int, ...]:
@@ -21,16 +28,42 @@ class Command(BaseCommand):
         "print rows/s, ratios and a scaling table."
     )
 
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs):
+        return one_line_errors(super().create_parser(prog_name, subcommand, **kwargs))
+
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--threads", type=bounded_int(1, MAX_THREADS), default=10)
-        parser.add_argument("--records", type=bounded_int(1, MAX_RECORDS), default=20_000)
-        parser.add_argument("--batch-size", type=bounded_int(1, MAX_BATCH_SIZE), default=500)
-        parser.add_argument("--seed", type=bounded_int(0, 2**63 - 1), default=1)
         parser.add_argument(
-            "--scaling-threads", type=counts, default=(10, 100, 1000), metavar="N,N,..."
+            "--threads",
+            type=bounded_int(1, MAX_THREADS),
+            default=10,
+            help="worker threads per model in modes a-c (default 10)",
         )
         parser.add_argument(
-            "--scaling-records", type=counts, default=(1_000, 10_000, 100_000), metavar="N,N,..."
+            "--records",
+            type=bounded_int(1, MAX_RECORDS),
+            default=20_000,
+            help="records per model in modes a-d (default 20,000)",
+        )
+        parser.add_argument(
+            "--batch-size",
+            type=bounded_int(1, MAX_BATCH_SIZE),
+            default=500,
+            help="group commit batch size for mode b and the scaling table (default 500)",
+        )
+        parser.add_argument("--seed", type=bounded_int(0, 2**63 - 1), default=1)
+        parser.add_argument(
+            "--scaling-threads",
+            type=counts,
+            default=(10, 100, 1000),
+            metavar="N,N,...",
+            help="thread counts of the scaling table (default 10,100,1000)",
+        )
+        parser.add_argument(
+            "--scaling-records",
+            type=counts,
+            default=(1_000, 10_000, 100_000),
+            metavar="N,N,...",
+            help="records per model in the scaling table (default 1000,10000,100000)",
         )
         parser.add_argument(
             "--quick",
@@ -51,31 +84,56 @@ class Command(BaseCommand):
         self.stdout.write(
             f"Workload: {options['threads']} threads per model, {options['records']:,} records "
             f"per model (users, products, orders), seed {options['seed']}, no invalid records, "
-            f"on {vendor}."
+            f"on {vendor}. Peak RSS is the whole process's."
         )
-        self.stdout.write(
-            f"{'':4}{'mode':<46}{'rows':>9}{'seconds':>9}{'rows/s':>10}{'peak RSS':>10}"
-        )
-        report = run_benchmark(
+        self.stdout.write(ROW.format("", "mode", "rows", "seconds", "rows/s", "peak RSS"))
+        report = compare_modes(
             threads=options["threads"],
             records=options["records"],
             batch_size=options["batch_size"],
             seed=options["seed"],
-            scaling_threads=options["scaling_threads"],
-            scaling_records=options["scaling_records"],
             on_result=self._print_result,
         )
-        self.stdout.write("")
-        for numerator, denominator in (("a", "c"), ("b", "c"), ("b", "d")):
-            self.stdout.write(
-                f"{numerator}/{denominator} = {report.ratio(numerator, denominator):.2f}"
+        self.stdout.write(
+            "    "
+            + "   ".join(
+                f"{a}/{b} = {report.ratio(a, b):.2f}"
+                for a, b in (("a", "c"), ("b", "c"), ("b", "d"))
             )
-        failed = sum(r.failed for r in [*report.modes.values(), *report.scaling])
+        )
+        results = list(report.modes.values())
+        if options["scaling_threads"] and options["scaling_records"]:
+            self.stdout.write("")
+            self.stdout.write(
+                f"Scaling: the engine with group commit (batch {options['batch_size']})"
+            )
+            self.stdout.write(
+                ROW.format(
+                    "", "threads x records per model", "rows", "seconds", "rows/s", "peak RSS"
+                )
+            )
+            results += measure_scaling(
+                thread_counts=options["scaling_threads"],
+                record_counts=options["scaling_records"],
+                batch_size=options["batch_size"],
+                seed=options["seed"],
+                on_result=self._print_result,
+            )
+        failed = sum(result.failed for result in results)
         if failed:
             raise CommandError(f"{failed} records failed during the benchmark.", returncode=1)
 
     def _print_result(self, result: ModeResult) -> None:
         self.stdout.write(
-            f"{'':4}{result.name:<46}{result.rows:>9,}{result.seconds:>9.2f}"
-            f"{result.rows_per_second:>10,.0f}{result.peak_rss_mb:>8.0f} MB"
+            ROW.format(
+                "",
+                result.name,
+                f"{result.rows:,}",
+                f"{result.seconds:.2f}",
+                f"{result.rows_per_second:,.0f}",
+                f"{result.peak_rss_mb:.0f} MB",
+            )
         )
+
+
+ROW = "{:4}{:<46}{:>10}{:>9}{:>10}{:>10}"
