@@ -2,29 +2,12 @@
 nothing created or written. Run as a user would, in a subprocess, on a temporary data dir."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import all_databases
-
-PROJECT = Path(__file__).resolve().parent.parent
-
-
-def manage(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    """manage.py with the project's own settings and every file in `data_dir`."""
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=PROJECT,
-        env={**env, "DS_DATA_DIR": str(data_dir)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.processes import manage
 
 
 @pytest.mark.parametrize(

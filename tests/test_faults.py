@@ -9,47 +9,19 @@ import resource
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-PROJECT = Path(__file__).resolve().parent.parent
+from tests.processes import manage, start
+
 TABLES = {
     "users.db": "data_insertion_user",
     "products.db": "data_insertion_product",
     "orders.db": "data_insertion_order",
 }
-
-
-def environment(data_dir: Path, **extra: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    return {**env, "DS_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **extra}
-
-
-def manage(data_dir: Path, *args: str, timeout: int = 300, **popen) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=PROJECT,
-        env=environment(data_dir),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        **popen,
-    )
-
-
-def start(data_dir: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "manage.py", *args],
-        cwd=PROJECT,
-        env=environment(data_dir),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def query(path: Path, sql: str, read_only: bool = False):
@@ -103,13 +75,12 @@ def test_a_lock_held_past_the_timeout_fails_those_records_and_the_others_go_on(t
     holder = sqlite3.connect(tmp_path / "users.db", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")  # held for the whole run
     try:
-        result = subprocess.run(
-            [sys.executable, "manage.py", "insert_data", "--json", str(tmp_path / "r.json")],
-            cwd=PROJECT,
-            env=environment(tmp_path, DS_SQLITE_TIMEOUT="0.1"),
-            capture_output=True,
-            text=True,
-            timeout=300,
+        result = manage(
+            tmp_path,
+            "insert_data",
+            "--json",
+            str(tmp_path / "r.json"),
+            env={"DS_SQLITE_TIMEOUT": "0.1"},
         )
     finally:
         holder.execute("ROLLBACK")
@@ -126,14 +97,7 @@ def test_a_lock_held_past_the_timeout_fails_those_records_and_the_others_go_on(t
 
 
 def test_a_bad_environment_variable_is_one_line(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "manage.py", "insert_data"],
-        cwd=PROJECT,
-        env=environment(tmp_path, DS_SQLITE_TIMEOUT="soon"),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = manage(tmp_path, "insert_data", env={"DS_SQLITE_TIMEOUT": "soon"})
     assert result.returncode == 1
     assert result.stderr.strip() == "Configuration error: DS_SQLITE_TIMEOUT='soon' is not a number"
 

@@ -1,11 +1,7 @@
 """verify_data: rows planted past the services are each named; a clean database passes."""
 
 import io
-import os
-import subprocess
-import sys
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -18,8 +14,7 @@ from data_insertion.models import NAME_BLANK, Order, Product, User, normalize_em
 from data_insertion.services import UNKNOWN_PRODUCT, UNKNOWN_USER
 from distributed_system.routers import database_for_model
 from tests.conftest import all_databases
-
-PROJECT = Path(__file__).resolve().parent.parent
+from tests.processes import manage
 
 
 def plant_user(name: str = "Alice", email: str = "alice@example.com", **fields) -> int:
@@ -61,19 +56,6 @@ def verify(**options) -> tuple[str, int]:
     except CommandError as error:
         return out.getvalue() + f"CommandError: {error}\n", error.returncode
     return out.getvalue(), 0
-
-
-def manage(data_dir: Path, *args: str) -> subprocess.CompletedProcess:
-    """manage.py with the project's own settings and every database file in `data_dir`."""
-    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=PROJECT,
-        env={**env, "DS_DATA_DIR": str(data_dir)},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.fixture

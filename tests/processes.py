@@ -1,0 +1,40 @@
+"""manage.py in a subprocess, as a user runs it: the project's own settings, every file in a
+temporary data directory."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def environment(data_dir: Path, **extra: str) -> dict[str, str]:
+    # pytest-django sets DJANGO_SETTINGS_MODULE to the test settings: a user's run has none.
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    return {**env, "DS_DATA_DIR": str(data_dir), "PYTHONUNBUFFERED": "1", **extra}
+
+
+def manage(
+    data_dir: Path, *args: str, timeout: int = 300, env: dict[str, str] | None = None, **popen
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT,
+        env=environment(data_dir, **(env or {})),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **popen,
+    )
+
+
+def start(data_dir: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "manage.py", *args],
+        cwd=PROJECT,
+        env=environment(data_dir),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
