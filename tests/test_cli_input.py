@@ -1,6 +1,7 @@
 """Bad command-line input: one clear line naming the option and its range, non-zero exit,
 nothing created or written. Run as a user would, in a subprocess, on a temporary data dir."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -65,3 +66,32 @@ def test_details_stream_every_verdict_as_json_lines(output_dir):
     assert {d["status"] for d in lines} <= {"inserted", "rejected", "failed"}
     assert all(d["errors"] for d in lines if d["status"] == "rejected")
     assert not [p for p in output_dir.iterdir() if p.name.startswith(".run.jsonl")]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["insert_data", "--threads", "0"],
+        ["insert_data", "--records", "ten"],
+        ["insert_data", "--invalid-ratio", "-0.1"],
+        ["insert_data", "--batch-size", "0", "--fresh"],
+        ["generate_pdf_report", "--threads", "5000", "--fresh"],
+        ["generate_pdf_report", "--output", "/nonexistent-dir/report.pdf", "--fresh"],
+        ["generate_pdf_report", "--from-json", "/nonexistent-dir/run.json"],
+        ["verify_data", "--limit", "-1"],
+        ["benchmark", "--records", "0"],
+    ],
+)
+def test_bad_input_leaves_existing_databases_byte_for_byte_unchanged(tmp_path, args):
+    assert manage(tmp_path, "insert_data", "-v", "0").returncode == 0
+    before = {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in tmp_path.iterdir()
+    }
+    result = manage(tmp_path, *args)
+    assert result.returncode != 0
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    after = {
+        path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in tmp_path.iterdir()
+    }
+    assert after == before  # no file changed, none added (no PDF, no JSON)
