@@ -95,3 +95,16 @@ def test_bad_input_leaves_existing_databases_byte_for_byte_unchanged(tmp_path, a
         path.name: hashlib.sha256(path.read_bytes()).hexdigest() for path in tmp_path.iterdir()
     }
     assert after == before  # no file changed, none added (no PDF, no JSON)
+
+
+def test_check_deploy_is_clean_with_the_production_variables(tmp_path):
+    production = {
+        "DJANGO_SECRET_KEY": "a-long-random-production-key-" + "x7Rq2" * 10,
+        "DJANGO_ALLOWED_HOSTS": "admin.example.com",
+        "DJANGO_HTTPS": "1",
+    }
+    result = manage(tmp_path, "check", "--deploy", env=production)
+    assert result.returncode == 0, result.stderr
+    assert "System check identified no issues" in result.stdout
+    development = manage(tmp_path, "check", "--deploy")
+    assert "security.W009" in development.stderr  # the development key is flagged
