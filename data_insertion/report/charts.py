@@ -1,0 +1,263 @@
+"""The charts, drawn with reportlab.graphics as vectors: outcomes, throughput, latency, threads."""
+
+from reportlab.graphics.charts.barcharts import VerticalBarChart
+from reportlab.graphics.charts.legends import Legend
+from reportlab.graphics.charts.lineplots import LinePlot
+from reportlab.graphics.shapes import Drawing, Group, String
+from reportlab.graphics.widgets.markers import makeMarker
+from reportlab.lib import colors
+from reportlab.platypus import Flowable
+
+from ..summary import ModelSummary, RunSummary, ThreadSummary
+from .formatting import model_title, short_bound, worker_label
+from .layout import (
+    FRAME_WIDTH,
+    MODEL_COLORS,
+    OUTCOME_COLORS,
+    TEXT_GREY,
+    THREAD_BARS_PER_MODEL,
+    Layout,
+)
+
+
+def outcome_and_throughput_charts(summary: RunSummary, layout: Layout) -> list[Flowable]:
+    models = list(summary.models.values())
+    font = layout.fonts.regular
+    outcomes = Drawing(FRAME_WIDTH, 200)
+    chart = _bar_chart(
+        layout,
+        outcomes,
+        [[getattr(model, outcome) for model in models] for outcome in OUTCOME_COLORS],
+        [model_title(model) for model in models],
+        (45, 30, FRAME_WIDTH - 150, 160),
+    )
+    for index, color in enumerate(OUTCOME_COLORS.values()):
+        chart.bars[index].fillColor = color
+        chart.bars[index].strokeColor = None
+    chart.barLabelFormat = "%d"
+    chart.barLabels.fontName, chart.barLabels.fontSize = font, 7
+    chart.barLabels.nudge = 6
+    chart.groupSpacing = 12
+    outcomes.add(_axis_title(12, 110, "records", font, vertical=True))
+    outcomes.add(
+        _legend(
+            FRAME_WIDTH - 95,
+            185,
+            [(color, outcome) for outcome, color in OUTCOME_COLORS.items()],
+            font,
+        )
+    )
+    return [
+        layout.paragraph("Charts", layout.heading),
+        layout.paragraph("Outcomes per model", layout.subheading),
+        outcomes,
+        layout.paragraph("Throughput over the run", layout.subheading),
+        _throughput_chart(models, layout),
+    ]
+
+
+def latency_histograms(summary: RunSummary, layout: Layout) -> list[Flowable]:
+    flowables: list[Flowable] = [
+        layout.paragraph("Latency distribution", layout.heading),
+        layout.paragraph(
+            "Records per latency bucket, five buckets to a decade; each bar is labelled with its "
+            "upper bound in milliseconds.",
+            layout.note,
+        ),
+    ]
+    font = layout.fonts.regular
+    for index, model in enumerate(summary.models.values()):
+        flowables.append(layout.paragraph(model_title(model), layout.subheading))
+        if not model.latency_histogram:
+            flowables.append(layout.paragraph("No latencies recorded."))
+            continue
+        bounds = [bound for bound, _count in model.latency_histogram]
+        # Every label on a short axis; every second or third on a long one, so none overlap.
+        step = max(1, -(-len(bounds) // 24))
+        labels = [short_bound(bound) if i % step == 0 else "" for i, bound in enumerate(bounds)]
+        drawing = Drawing(FRAME_WIDTH, 165)
+        chart = _model_bar_chart(
+            layout,
+            drawing,
+            [count for _bound, count in model.latency_histogram],
+            labels,
+            (50, 32, FRAME_WIDTH - 60, 118),
+            index,
+        )
+        # Counts over the bars, so a tail of a few slow records is not an invisible sliver.
+        chart.barLabelFormat = lambda count: f"{count:,.0f}" if count else ""
+        chart.barLabels.fontName, chart.barLabels.fontSize = font, 5.5
+        chart.barLabels.nudge = 4
+        drawing.add(_axis_title(50 + chart.width / 2, 6, "latency, ms (bucket upper bound)", font))
+        drawing.add(_axis_title(14, 95, "records", font, vertical=True))
+        flowables.append(drawing)
+    return flowables
+
+
+def thread_charts(summary: RunSummary, layout: Layout) -> list[Flowable]:
+    """Mean latency per worker thread, a chart for each model whose threads handled records."""
+    font = layout.fonts.regular
+    drawings: list[Flowable] = []
+    for index, model in enumerate(summary.models.values()):
+        if not model.threads:
+            continue
+        shown, sampled = _sampled_threads(model.threads)
+        step = max(1, -(-len(shown) // 20))
+        if sampled:
+            labels = [""] * len(shown)
+            labels[0], labels[-1] = "fastest", "slowest"
+            caption = f"{len(shown)} of {len(model.threads):,} threads, by rank"
+        else:
+            labels = [
+                worker_label(model, thread.thread).rsplit("-", 1)[-1] if i % step == 0 else ""
+                for i, thread in enumerate(shown)
+            ]
+            caption = "worker number"
+        drawing = Drawing(FRAME_WIDTH, 125)
+        chart = _model_bar_chart(
+            layout,
+            drawing,
+            [thread.mean_latency_ms for thread in shown],
+            labels,
+            (50, 30, FRAME_WIDTH - 60, 80),
+            index,
+        )
+        drawing.add(
+            String(
+                50,
+                115,
+                f"{model_title(model)}: {len(model.threads):,} threads that handled records",
+                fontName=font,
+                fontSize=8,
+            )
+        )
+        drawing.add(_axis_title(50 + chart.width / 2, 5, caption, font))
+        drawing.add(_axis_title(14, 70, "mean ms", font, vertical=True))
+        drawings.append(drawing)
+    return drawings
+
+
+def _sampled_threads(threads: list[ThreadSummary]) -> tuple[list[ThreadSummary], bool]:
+    """All threads in worker order, or, for many, evenly spaced ranks by mean latency."""
+    if len(threads) <= THREAD_BARS_PER_MODEL:
+        return threads, False
+    ranked = sorted(threads, key=lambda thread: thread.mean_latency_ms)
+    last = len(ranked) - 1
+    picks = sorted(
+        {round(i * last / (THREAD_BARS_PER_MODEL - 1)) for i in range(THREAD_BARS_PER_MODEL)}
+    )
+    return [ranked[pick] for pick in picks], True
+
+
+def _throughput_chart(models: list[ModelSummary], layout: Layout) -> Flowable:
+    with_timeline = [model for model in models if model.timeline]
+    if not any(any(model.timeline) for model in with_timeline):
+        return layout.paragraph("No rows were committed, so there is no throughput to draw.")
+    font = layout.fonts.regular
+    interval = with_timeline[0].timeline_interval_seconds
+    drawing = Drawing(FRAME_WIDTH, 230)
+    plot = LinePlot()
+    plot.x, plot.y, plot.width, plot.height = 50, 35, FRAME_WIDTH - 160, 180
+    # Each point at the end of its interval: the rows committed by then in that interval.
+    plot.data = [
+        [
+            ((index + 1) * model.timeline_interval_seconds, count)
+            for index, count in enumerate(model.timeline)
+        ]
+        for model in with_timeline
+    ]
+    for index, _model in enumerate(with_timeline):
+        line = plot.lines[index]
+        line.strokeColor = _model_color(index)
+        line.strokeWidth = 1.2
+        line.symbol = makeMarker("FilledCircle", size=2.5)
+        line.symbol.fillColor = line.symbol.strokeColor = line.strokeColor
+    for axis in (plot.xValueAxis, plot.yValueAxis):
+        axis.labels.fontName, axis.labels.fontSize = font, 7
+        axis.valueMin = 0
+    plot.yValueAxis.visibleGrid = True
+    plot.yValueAxis.gridStrokeColor = colors.HexColor("#e0e0e0")
+    plot.yValueAxis.gridStrokeWidth = 0.4
+    drawing.add(plot)
+    drawing.add(_axis_title(50 + plot.width / 2, 8, "seconds since the run started", font))
+    drawing.add(_axis_title(14, 125, f"rows committed per {interval:g} s", font, vertical=True))
+    drawing.add(
+        _legend(
+            FRAME_WIDTH - 100,
+            215,
+            [(_model_color(index), model.model) for index, model in enumerate(with_timeline)],
+            font,
+        )
+    )
+    return drawing
+
+
+def _model_color(index: int) -> colors.Color:
+    """The colour of the index-th model, the same in every chart."""
+    return MODEL_COLORS[index % len(MODEL_COLORS)]
+
+
+def _axis_title(x: float, y: float, text: str, font: str, vertical: bool = False) -> Group:
+    """An axis title centred on (x, y); a vertical one reads bottom to top."""
+    title = String(
+        0, 0, text, fontName=font, fontSize=7.5, fillColor=TEXT_GREY, textAnchor="middle"
+    )
+    group = Group(title)
+    group.translate(x, y)
+    if vertical:
+        group.rotate(90)
+    return group
+
+
+def _legend(x: float, y: float, pairs: list[tuple[colors.Color, str]], font: str) -> Legend:
+    legend = Legend()
+    legend.x, legend.y = x, y
+    legend.colorNamePairs = pairs
+    legend.fontName, legend.fontSize = font, 7.5
+    legend.alignment = "right"
+    legend.boxAnchor = "nw"
+    legend.dx = legend.dy = 7
+    legend.deltay = 10
+    legend.columnMaximum = len(pairs)
+    return legend
+
+
+def _model_bar_chart(
+    layout: Layout,
+    drawing: Drawing,
+    values: list[float],
+    labels: list[str],
+    plot: tuple[float, float, float, float],
+    model_index: int,
+) -> VerticalBarChart:
+    """One series of thin bars in the model's colour."""
+    chart = _bar_chart(layout, drawing, [values], labels, plot)
+    chart.bars[0].fillColor = _model_color(model_index)
+    chart.bars[0].strokeColor = None
+    chart.barSpacing = 1
+    return chart
+
+
+def _bar_chart(
+    layout: Layout,
+    drawing: Drawing,
+    series: list[list[float]],
+    labels: list[str],
+    plot: tuple[float, float, float, float],
+) -> VerticalBarChart:
+    chart = VerticalBarChart()
+    chart.x, chart.y, chart.width, chart.height = plot
+    chart.data = series
+    chart.categoryAxis.categoryNames = labels
+    chart.categoryAxis.labels.fontName = layout.fonts.regular
+    chart.categoryAxis.labels.fontSize = 7
+    chart.valueAxis.labels.fontName = layout.fonts.regular
+    chart.valueAxis.labels.fontSize = 7
+    chart.valueAxis.valueMin = 0
+    if max((max(values, default=0) for values in series), default=0) <= 0:
+        chart.valueAxis.valueMax = 1  # an all-zero axis has no scale to draw
+    chart.valueAxis.visibleGrid = True
+    chart.valueAxis.gridStrokeColor = colors.HexColor("#e0e0e0")
+    chart.valueAxis.gridStrokeWidth = 0.4
+    drawing.add(chart)
+    return chart

@@ -1,0 +1,111 @@
+"""The report's look: page geometry, colours, bounds, paragraph styles and the table style."""
+
+from collections.abc import Iterable
+
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.platypus import Paragraph, Table, TableStyle
+
+from .fonts import ReportFonts, text_markup
+
+TITLE = "Concurrent data insertion report"
+AUTHOR = "distributed-system data_insertion"
+
+PAGE_WIDTH, PAGE_HEIGHT = A4
+MARGIN = 16 * mm
+FRAME_WIDTH = PAGE_WIDTH - 2 * MARGIN
+
+# Bounds that keep a run with 1000 threads per model readable and the PDF small.
+THREAD_ROWS_PER_MODEL = 20
+THREAD_BARS_PER_MODEL = 60
+REASON_ROWS_PER_MODEL = 30
+VALUE_CHARACTERS_SHOWN = 40
+
+OUTCOME_COLORS = {
+    "inserted": colors.HexColor("#2e7d32"),
+    "rejected": colors.HexColor("#f9a825"),
+    "failed": colors.HexColor("#c62828"),
+}
+MODEL_COLORS = (colors.HexColor("#1f77b4"), colors.HexColor("#ff7f0e"), colors.HexColor("#9467bd"))
+HEADER_GREY = colors.HexColor("#d0d0d0")
+GRID_GREY = colors.HexColor("#9e9e9e")
+ROW_GREEN = colors.HexColor("#e8f5e9")
+REJECTED_ROW = colors.HexColor("#fff0c2")
+FAILED_ROW = colors.HexColor("#ffcdd2")
+TEXT_GREY = colors.HexColor("#555555")
+
+
+class Layout:
+    """The fonts and paragraph styles of one report, and the markup that puts text in them."""
+
+    def __init__(self, fonts: ReportFonts) -> None:
+        self.fonts = fonts
+        self.body = ParagraphStyle(
+            "body", fontName=fonts.regular, fontSize=9, leading=11.5, splitLongWords=1
+        )
+        self.title = ParagraphStyle(
+            "title", parent=self.body, fontName=fonts.bold, fontSize=18, leading=22, spaceAfter=2
+        )
+        self.heading = ParagraphStyle(
+            "heading",
+            parent=self.body,
+            fontName=fonts.bold,
+            fontSize=13,
+            leading=16,
+            spaceBefore=10,
+            spaceAfter=5,
+        )
+        self.subheading = ParagraphStyle(
+            "subheading",
+            parent=self.heading,
+            fontSize=10.5,
+            leading=13,
+            spaceBefore=8,
+            spaceAfter=3,
+        )
+        self.note = ParagraphStyle(
+            "note", parent=self.body, fontSize=8, leading=10, textColor=TEXT_GREY, spaceBefore=3
+        )
+        self.cell_style = ParagraphStyle("cell", parent=self.body, fontSize=7.5, leading=9)
+
+    def text(self, value: object) -> str:
+        """text_markup in this report's fonts."""
+        return text_markup(value, self.fonts)
+
+    def paragraph(self, markup: str, style: ParagraphStyle | None = None) -> Paragraph:
+        return Paragraph(markup, style or self.body)
+
+    def cell(self, value: object) -> Paragraph:
+        return Paragraph(self.text(value), self.cell_style)
+
+    def table(
+        self,
+        header: list[str],
+        rows: list[list],
+        widths: list[float],
+        right_aligned_from: int,
+        extra_style: Iterable[tuple] = (),
+    ) -> Table:
+        """The seed's look: grey header repeated on every page, grid, light-green stripes."""
+        table = Table([header, *rows], colWidths=widths, repeatRows=1)
+        table.setStyle(
+            TableStyle(
+                [
+                    ("FONT", (0, 0), (-1, -1), self.fonts.regular, 7.5, 9),
+                    ("FONT", (0, 0), (-1, 0), self.fonts.bold, 7.5, 9),
+                    ("BACKGROUND", (0, 0), (-1, 0), HEADER_GREY),
+                    ("ROWBACKGROUNDS", (0, 1), (-1, -1), [ROW_GREEN, colors.white]),
+                    ("GRID", (0, 0), (-1, -1), 0.4, GRID_GREY),
+                    ("VALIGN", (0, 0), (-1, -1), "TOP"),
+                    ("ALIGN", (right_aligned_from, 0), (-1, -1), "RIGHT"),
+                    ("TOPPADDING", (0, 0), (-1, -1), 2),
+                    ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
+                    ("LEFTPADDING", (0, 0), (-1, -1), 3),
+                    ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+                    *extra_style,
+                ]
+            )
+        )
+        return table
