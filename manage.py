@@ -10,12 +10,19 @@ def main() -> None:
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
+    # A name the terminal's encoding lacks is shown escaped rather than stopping the output.
+    for stream in (sys.stdout, sys.stderr):
+        stream.reconfigure(errors="backslashreplace")
     try:
         execute_from_command_line(sys.argv)
     except ImproperlyConfigured as error:
         # A bad environment variable (DS_SQLITE_TIMEOUT=abc, USERS_DATABASE_URL=ftp://...)
         # is one line saying which, not a traceback.
         sys.exit(f"Configuration error: {error}")
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, as command-line tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from .services import FAILED, InsertionResult
 from .simulation import (
     DatabaseUnavailable,
     SimulationConfig,
+    SimulationError,
     migrate_databases,
     run_simulation,
 )
@@ -166,7 +167,7 @@ class SimulationCommand(BaseCommand):
         summary = self.run(options)
         if json_path is not None:
             payload = json.dumps(summary.to_dict(), indent=2, ensure_ascii=False)
-            write_atomically(json_path, payload.encode())
+            write_atomically(json_path, payload.encode(errors="backslashreplace"))
         self.finish(summary, options)
 
     def run(self, options: dict) -> RunSummary:
@@ -188,7 +189,11 @@ class SimulationCommand(BaseCommand):
             RunOutput(self, options, total=3 * config.records) as output,
             stop_on_interrupt(stop, self.stderr),
         ):
-            summary = run_simulation(config, on_result=output, stop=stop)
+            try:
+                summary = run_simulation(config, on_result=output, stop=stop)
+            except SimulationError as error:
+                raise CommandError(str(error)) from None
+        summary.output_error = output.error or summary.output_error
         if options["verbosity"] == 1 and any(
             model.attempted > RECORD_LINES_AT_VERBOSITY_1 for model in summary.models.values()
         ):
@@ -201,6 +206,12 @@ class SimulationCommand(BaseCommand):
         return summary
 
     def finish(self, summary: RunSummary, options: dict) -> None:
+        if summary.output_error:
+            raise CommandError(
+                f"the run's output could not be written ({summary.output_error}); the summary "
+                "above counts every record all the same.",
+                returncode=1,
+            )
         if summary.interrupted:
             raise CommandError(
                 "interrupted: the summary above counts what was committed before the stop.",
@@ -211,6 +222,10 @@ class SimulationCommand(BaseCommand):
                 f"{summary.failed:,} records failed to commit (reasons above; --details lists "
                 "every record).",
                 returncode=1,
+            )
+        if summary.unattempted:
+            raise CommandError(
+                f"{summary.unattempted:,} records never got a verdict.", returncode=1
             )
         if not summary.reconciled:
             raise CommandError("the rows in the databases do not match 'inserted'.", returncode=1)
@@ -234,7 +249,13 @@ def stop_on_interrupt(stop: threading.Event, stderr) -> Iterator[None]:
     def request_stop(signum, frame) -> None:
         stderr.write("\nStopping: workers take no new record; Ctrl-C again aborts at once.")
         stop.set()
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGINT, abort)
+
+    def abort(signum, frame) -> None:
+        # Uncommitted transactions die with the process: the databases roll them back.
+        stderr.write("\nAborted: transactions in flight were rolled back; nothing is summarised.")
+        stderr.flush()
+        os._exit(INTERRUPTED_EXIT_CODE)
 
     previous = signal.signal(signal.SIGINT, request_stop)
     try:
@@ -261,6 +282,7 @@ class RunOutput:
         self.progress_shown = False
         self.started = self.last_progress = time.monotonic()
         self.lock = threading.Lock()
+        self.error: str | None = None
 
     def __enter__(self) -> "RunOutput":
         if self.details_path is not None:
@@ -268,15 +290,22 @@ class RunOutput:
             handle, self.details_temporary = tempfile.mkstemp(
                 dir=self.details_path.parent, prefix=f".{self.details_path.name}."
             )
-            self.details = os.fdopen(handle, "w", encoding="utf-8")
+            self.details = os.fdopen(handle, "w", encoding="utf-8", errors="backslashreplace")
         return self
 
-    def __exit__(self, *exc_info) -> None:
+    def __exit__(self, exception_type, *exc_info) -> None:
         if self.progress_shown:
             self.command.stderr.write(CLEAR_LINE, ending="")
-        if self.details is not None:
+        if self.details is None:
+            return
+        try:
             self.details.close()
+        except OSError as error:
+            self.error = self.error or f"--details {self.details_path}: {error}"
+        if exception_type is None and self.error is None:
             finish_temporary(self.details_temporary, self.details_path)
+        else:  # an incomplete details file never takes the target's place
+            Path(self.details_temporary).unlink(missing_ok=True)
 
     def __call__(self, result: InsertionResult) -> None:
         with self.lock:
@@ -295,7 +324,13 @@ class RunOutput:
                     record_line(result), style_func=STATUS_STYLES[result.status](self.command.style)
                 )
             if self.details is not None:
-                self.details.write(json.dumps(result_details(result), ensure_ascii=False) + "\n")
+                try:
+                    self.details.write(
+                        json.dumps(result_details(result), ensure_ascii=False) + "\n"
+                    )
+                except OSError as error:
+                    self.error = f"--details {self.details_path}: {error}"
+                    raise
             if self.show_progress:
                 self._progress()
 

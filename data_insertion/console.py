@@ -58,10 +58,15 @@ def summary_lines(summary: RunSummary) -> list[str]:
 def reconciliation_line(summary: RunSummary) -> str:
     parts = []
     for model in summary.models.values():
+        found = model.rows_added if model.rows_found is None else model.rows_found
         sign = "=" if model.reconciled else "!="
-        parts.append(f"{model.database} +{model.rows_added:,} {sign} {model.inserted:,} inserted")
+        parts.append(
+            f"{model.database} {found:,} found {sign} {model.inserted:,} inserted "
+            f"(table +{model.rows_added:,})"
+        )
     verdict = "rows reconcile" if summary.reconciled else "ROWS DO NOT RECONCILE"
     return (
-        f"Reconciliation (rows counted in each database): {'; '.join(parts)}: {verdict}. "
+        f"Reconciliation (this run's rows counted in each database): {'; '.join(parts)}: "
+        f"{verdict}. "
         "To audit every row against every rule: python manage.py verify_data"
     )

@@ -14,6 +14,9 @@ from django.db import models
 
 NAME_BLANK = "This field cannot be blank."
 CONTROL_CHARACTER = "Must not contain control characters (found %(codepoint)s)."
+UNPAIRED_SURROGATE = "Must not contain unpaired surrogates (found %(codepoint)s)."
+EMAIL_TOO_LONG_CASE_FOLDED = "This address is too long once letter case is ignored."
+NORMALIZED_EMAIL_MAX_LENGTH = 320
 QUANTITY_MIN = 1
 QUANTITY_MAX = 1_000_000
 PRICE_MIN = Decimal("0")
@@ -22,16 +25,20 @@ PRICE_MAX = Decimal("99999999.99")
 
 # Unicode's control characters (category Cc): C0, DEL and C1.
 CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
+SURROGATES = re.compile("[\ud800-\udfff]")
 
 
 def validate_no_control_characters(value: str) -> None:
-    found = CONTROL_CHARACTERS.search(value)
-    if found:
-        raise ValidationError(
-            CONTROL_CHARACTER,
-            code="control_character",
-            params={"codepoint": f"U+{ord(found.group()):04X}"},
-        )
+    """No control character, and no lone surrogate (text no database can store)."""
+    for pattern, message, code in (
+        (CONTROL_CHARACTERS, CONTROL_CHARACTER, "control_character"),
+        (SURROGATES, UNPAIRED_SURROGATE, "surrogate"),
+    ):
+        found = pattern.search(value)
+        if found:
+            raise ValidationError(
+                message, code=code, params={"codepoint": f"U+{ord(found.group()):04X}"}
+            )
 
 
 def normalize_email(email: str) -> str:
@@ -44,7 +51,9 @@ class User(models.Model):
     email = models.CharField(max_length=254, validators=[EmailValidator()])
     # Case-folded email with a plain (non-unique) index: it makes the uniqueness check in the
     # service one indexed lookup on every backend. It is not a constraint.
-    email_normalized = models.CharField(max_length=320, db_index=True, editable=False)
+    email_normalized = models.CharField(
+        max_length=NORMALIZED_EMAIL_MAX_LENGTH, db_index=True, editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -55,6 +64,8 @@ class User(models.Model):
 
     def clean(self) -> None:
         self.email_normalized = normalize_email(self.email or "")
+        if len(self.email_normalized) > NORMALIZED_EMAIL_MAX_LENGTH:  # "ﬃ" folds to "ffi"
+            raise ValidationError({"email": EMAIL_TOO_LONG_CASE_FOLDED})
 
 
 class Product(models.Model):

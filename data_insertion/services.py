@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.core.exceptions import ValidationError
@@ -339,6 +340,10 @@ def _as_price(value: Any) -> Any:
 
 def _as_integer_input(value: Any) -> Any:
     """Leave conversion to the field, except values int() would silently truncate."""
-    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-        return str(value)  # the field rejects "True" and "1.5" as not an integer
+    if (
+        isinstance(value, bool)
+        or (isinstance(value, float) and not value.is_integer())
+        or (isinstance(value, Decimal) and not (value.is_finite() and value == value.to_integral()))
+    ):
+        return str(value)  # the field rejects "True", "1.5" and "Infinity" as not an integer
     return _as_text(value) if isinstance(value, str) else value

@@ -28,12 +28,14 @@ from distributed_system.routers import MODEL_DATABASES
 from . import services
 from .datasets import Dataset
 from .models import Order, Product, User
+from .statements import count_existing
 from .summary import MODELS, ModelTally, RunSummary, build_summary
 
 MODEL_CLASSES = {"user": User, "product": Product, "order": Order}
 # An id this far above the largest one committed cannot exist during the run.
 MISSING_ID_OFFSET = 1_000_000
 RECORDS_PER_TURN = 32
+MIGRATION_ATTEMPTS = 5
 THREADS_KEEPING_CONNECTIONS = 64
 
 
@@ -52,6 +54,10 @@ class SimulationConfig:
 ResultCallback = Callable[[services.InsertionResult], None]
 
 
+class SimulationError(Exception):
+    """The run could not be carried out (not a record's fault); the message says why."""
+
+
 class DatabaseUnavailable(Exception):
     """A database cannot be used: corrupt, read-only, unreachable. The message says which."""
 
@@ -64,13 +70,27 @@ def migrate_databases() -> None:
     """
     for alias in ("default", *MODEL_DATABASES.values()):
         try:
-            call_command("migrate", database=alias, verbosity=0, interactive=False)
+            _migrate(alias)
             _check_writable(alias)
         except (DatabaseError, OSError) as error:
             location = describe_database(alias)["location"]
             raise DatabaseUnavailable(f"{alias} ({location}): {error}") from error
         finally:
             connections[alias].close()
+
+
+def _migrate(alias: str) -> None:
+    # Two first runs at once both create the tables; the one that loses sees "already exists"
+    # and, once the winner has recorded the migration, finds nothing left to do.
+    for attempt in range(MIGRATION_ATTEMPTS):
+        try:
+            call_command("migrate", database=alias, verbosity=0, interactive=False)
+            return
+        except DatabaseError as error:
+            if "already exists" not in str(error) or attempt == MIGRATION_ATTEMPTS - 1:
+                raise
+            connections[alias].close()
+            time.sleep(0.2 * (attempt + 1))
 
 
 def _check_writable(alias: str) -> None:
@@ -98,6 +118,12 @@ def describe_database(alias: str) -> dict[str, str]:
         port = f":{settings['PORT']}" if settings.get("PORT") else ""
         location = f"{host}{port}/{settings['NAME']}"
     return {"engine": connection.vendor, "location": location}
+
+
+def count_existing_ids(model, ids) -> int:
+    """How many of `ids` are rows of `model` now: this run's own rows, whatever else writes."""
+    alias = MODEL_DATABASES[model._meta.model_name]
+    return count_existing(model, alias, "id", ids)
 
 
 def count_rows() -> dict[str, int]:
@@ -136,10 +162,15 @@ def run_simulation(
     run_started = time.perf_counter()
     tallies = {model: ModelTally(model, run_started) for model in MODELS}
 
+    output_errors: list[str] = []
+
     def record_result(result: services.InsertionResult) -> None:
         tallies[result.model].add(result)
-        if on_result is not None:
-            on_result(result)
+        if on_result is not None and not output_errors:
+            try:
+                on_result(result)
+            except Exception as error:  # a closed pipe, a full disk: counting goes on
+                output_errors.append(f"{type(error).__name__}: {error}")
 
     _run_concurrently(
         {
@@ -176,7 +207,12 @@ def run_simulation(
         model_databases=MODEL_DATABASES,
         rows_before=rows_before,
         rows_after=count_rows(),
+        rows_found={
+            model: count_existing_ids(MODEL_CLASSES[model], tally.inserted_pks)
+            for model, tally in tallies.items()
+        },
         interrupted=stop.is_set(),
+        output_error=output_errors[0] if output_errors else None,
     )
 
 
@@ -224,8 +260,23 @@ def _run_concurrently(
         # once here, instead of in every thread at once when the barrier opens.
         for prepare in preparers.values():
             prepare(0)
-    for thread in [*workers, *(writer.thread for writer in writers.values())]:
-        thread.start()
+    started = []
+    try:
+        for thread in [*(writer.thread for writer in writers.values()), *workers]:
+            thread.start()
+            started.append(thread)
+    except RuntimeError as error:  # the system refused a thread: stop the ones waiting
+        barrier.abort()
+        stop.set()
+        for worker in workers:
+            if worker in started:
+                worker.join()
+        for writer in writers.values():
+            writer.close()
+        raise SimulationError(
+            f"could not start {len(workers) + len(writers)} threads ({error}); "
+            f"{len(started)} started. Try fewer --threads."
+        ) from None
     for worker in workers:
         worker.join()
     for writer in writers.values():
@@ -283,13 +334,18 @@ def _work(
             return None
 
     try:
-        barrier.wait()
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            return  # the run was called off before it began
         remaining = itertools.takewhile(lambda _: not stop.is_set(), indexes)
         for index in remaining:
             record = prepare_reporting_bugs(index)
             if turn is None:
                 if record is not None:
                     commit(record)
+                if close_after_turn:
+                    connections.close_all()
                 continue
             with turn:
                 if record is not None:

@@ -114,3 +114,26 @@ def existing_values(model: type[Model], alias: str, column: str, values: Iterabl
             cursor.execute(_lookup_sql(model, alias, column, len(chunk)), chunk)
             found.update(value for (value,) in cursor.fetchall())
     return found
+
+
+def count_existing(model: type[Model], alias: str, column: str, values: Iterable) -> int:
+    """How many of `values` (distinct) appear in `column`: counted in chunks, held nowhere."""
+    quote = connections[alias].ops.quote_name
+    table = quote(model._meta.db_table)
+    total = 0
+    chunk: list = []
+    with _connection(alias).cursor() as cursor:
+        for value in values:
+            chunk.append(value)
+            if len(chunk) == LOOKUP_CHUNK:
+                total += _count_chunk(cursor, table, quote(column), chunk)
+                chunk = []
+        if chunk:
+            total += _count_chunk(cursor, table, quote(column), chunk)
+    return total
+
+
+def _count_chunk(cursor, table: str, column: str, chunk: list) -> int:
+    placeholders = ", ".join(["%s"] * len(chunk))
+    cursor.execute(f"SELECT count(*) FROM {table} WHERE {column} IN ({placeholders})", chunk)
+    return cursor.fetchone()[0]

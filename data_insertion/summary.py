@@ -89,6 +89,8 @@ class ModelSummary:
     reasons: list[ReasonCount] = field(default_factory=list)
     records: list[RecordDetail] = field(default_factory=list)
     records_omitted: int = 0
+    # this run's inserted rows found in the database afterwards, by primary key
+    rows_found: int | None = None
 
     @property
     def rows_added(self) -> int:
@@ -96,7 +98,10 @@ class ModelSummary:
 
     @property
     def reconciled(self) -> bool:
-        return self.rows_added == self.inserted
+        """Every row the run says it inserted is in the database (other writers aside)."""
+        if self.rows_found is None:  # a run saved before rows were found by key
+            return self.rows_added == self.inserted
+        return self.rows_found == self.inserted
 
     @property
     def valid_committed_share(self) -> float:
@@ -115,6 +120,8 @@ class RunSummary:
     databases: dict[str, dict[str, str]]
     models: dict[str, ModelSummary]
     interrupted: bool = False
+    # the console or --details could not be written (the run itself went on)
+    output_error: str | None = None
 
     @property
     def failed(self) -> int:
@@ -125,9 +132,16 @@ class RunSummary:
         return all(m.reconciled for m in self.models.values())
 
     @property
+    def unattempted(self) -> int:
+        """Records of the run that never got a verdict (only an interrupted run has any)."""
+        return sum(max(0, self.config["records"] - m.attempted) for m in self.models.values())
+
+    @property
     def ok(self) -> bool:
         """Every record got a verdict, none failed, and the rows in each database add up."""
-        return not self.interrupted and self.failed == 0 and self.reconciled
+        return (
+            not self.interrupted and self.unattempted == 0 and self.failed == 0 and self.reconciled
+        )
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -154,6 +168,7 @@ class RunSummary:
             databases=data["databases"],
             models=models,
             interrupted=data.get("interrupted", False),
+            output_error=data.get("output_error"),
         )
 
 
@@ -273,7 +288,9 @@ def build_summary(
     model_databases: dict[str, str],
     rows_before: dict[str, int],
     rows_after: dict[str, int],
+    rows_found: dict[str, int] | None = None,
     interrupted: bool = False,
+    output_error: str | None = None,
 ) -> RunSummary:
     interval = _timeline_interval(duration_seconds)
     models = {}
@@ -321,6 +338,7 @@ def build_summary(
             ],
             records=tally.records,
             records_omitted=tally.attempted - len(tally.records),
+            rows_found=rows_found[model] if rows_found is not None else None,
         )
     return RunSummary(
         run_id=run_id,
@@ -331,6 +349,7 @@ def build_summary(
         databases=databases,
         models=models,
         interrupted=interrupted,
+        output_error=output_error,
     )
 
 

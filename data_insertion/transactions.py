@@ -36,6 +36,11 @@ from django.db import DatabaseError, OperationalError, connections, transaction
 
 # MariaDB waits this long for a named lock before giving up with a (retried) error.
 MYSQL_LOCK_TIMEOUT_SECONDS = 30
+# Emails are locked by bucket (lock_bucket): at most this many locks per transaction.
+LOCK_BUCKETS = 1024
+# The high half of this project's PostgreSQL advisory lock numbers ("DS" 0 1), so that they
+# cannot collide with another application's locks on the same server.
+ADVISORY_LOCK_CLASS = 0x44530001
 # Named locks taken per statement on MariaDB (each is one expression of a SELECT).
 MYSQL_LOCKS_PER_STATEMENT = 100
 # A thread waits this long for a connection permit before giving up with a (retried) error.
@@ -172,9 +177,19 @@ def _lock_digest(key: str, size: int = 8) -> bytes:
     return hashlib.blake2b(key.encode(), digest_size=size).digest()
 
 
+def lock_bucket(key: str) -> int:
+    """Which of LOCK_BUCKETS locks stands for `key`: equal keys always share one.
+
+    Locking buckets, not keys, bounds the locks one transaction holds, whatever the batch size:
+    a lock per email made batches of thousands exhaust PostgreSQL's shared lock table.
+    """
+    return int.from_bytes(_lock_digest(key), "big") % LOCK_BUCKETS
+
+
 def advisory_lock_number(key: str) -> int:
-    """The PostgreSQL advisory lock (a signed 64-bit number) that stands for `key`."""
-    return int.from_bytes(_lock_digest(key), "big", signed=True)
+    """The PostgreSQL advisory lock (a signed 64-bit number) that stands for `key`'s bucket:
+    this project's own class of locks in the high 32 bits, the bucket in the low ones."""
+    return (ADVISORY_LOCK_CLASS << 32) | lock_bucket(key)
 
 
 def _postgresql_lock(alias: str, keys: Sequence[str]) -> None:
@@ -189,7 +204,7 @@ def _postgresql_lock(alias: str, keys: Sequence[str]) -> None:
 def _mysql_lock_names(alias: str, keys: Sequence[str]) -> list[str]:
     # GET_LOCK names are server-wide: the database's name keeps two databases apart.
     database = connections[alias].settings_dict["NAME"]
-    return sorted({"ds_" + _lock_digest(f"{database}\0{key}", 16).hex() for key in keys})
+    return sorted({f"ds_{_lock_digest(database, 16).hex()}_{lock_bucket(key)}" for key in keys})
 
 
 def _mysql_lock(alias: str, names: list[str]) -> None:

@@ -3,6 +3,7 @@
 Everything a deployment changes comes from the environment; the defaults suit a developer's machine.
 """
 
+import math
 import os
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -30,8 +31,10 @@ def _env_number(name: str, default: float, minimum: float, number: type = int) -
         return default
     try:
         value = number(text)
+        if not math.isfinite(value):
+            raise ValueError(text)
     except ValueError:
-        kind = "a whole number" if number is int else "a number"
+        kind = "a whole number" if number is int else "a finite number"
         raise ImproperlyConfigured(f"{name}={text!r} is not {kind}") from None
     if value < minimum:
         raise ImproperlyConfigured(f"{name}={value} is below the minimum of {minimum}")
@@ -132,6 +135,9 @@ def sqlite_database(filename: str, data_dir: Path = DATA_DIR) -> dict:
 # for the main thread (migrations, counts), the rest shared by the threads that write, each
 # holding one only for the length of a transaction (data_insertion.transactions). SQLite files
 # are not servers and have no such limit.
+# A server that accepts a connection but never answers (a wrong port, a proxy) fails fast.
+SERVER_CONNECT_TIMEOUT_SECONDS = 10
+SERVER_READ_TIMEOUT_SECONDS = 120
 MAX_CONNECTIONS_PER_DATABASE = _env_number("DS_MAX_CONNECTIONS_PER_DATABASE", 20, minimum=2)
 
 
@@ -158,11 +164,16 @@ def server_database(url: str) -> dict:
             "min_size": min(4, MAX_CONNECTIONS_PER_DATABASE),
             "max_size": MAX_CONNECTIONS_PER_DATABASE,
         }
+        options.setdefault("connect_timeout", SERVER_CONNECT_TIMEOUT_SECONDS)
     elif database["ENGINE"] == "django.db.backends.mysql":
         # Django's MySQL backend (on mysqlclient, or PyMySQL where that is not installed) with
         # idle connections kept for reuse, as PostgreSQL's pool does.
         database["ENGINE"] = "distributed_system.backends.mysql"
         options["pool"] = {"max_size": MAX_CONNECTIONS_PER_DATABASE}
+        options.setdefault("connect_timeout", SERVER_CONNECT_TIMEOUT_SECONDS)
+        # Longer than any lock wait (GET_LOCK 30 s, InnoDB's 50 s): a server that stops
+        # answering fails the transaction instead of hanging the run.
+        options.setdefault("read_timeout", SERVER_READ_TIMEOUT_SECONDS)
     else:
         # The URL itself is not repeated: it may hold a password.
         raise ImproperlyConfigured(

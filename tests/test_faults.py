@@ -99,7 +99,10 @@ def test_a_lock_held_past_the_timeout_fails_those_records_and_the_others_go_on(t
 def test_a_bad_environment_variable_is_one_line(tmp_path):
     result = manage(tmp_path, "insert_data", env={"DS_SQLITE_TIMEOUT": "soon"})
     assert result.returncode == 1
-    assert result.stderr.strip() == "Configuration error: DS_SQLITE_TIMEOUT='soon' is not a number"
+    assert (
+        result.stderr.strip()
+        == "Configuration error: DS_SQLITE_TIMEOUT='soon' is not a finite number"
+    )
 
 
 def test_ctrl_c_stops_cleanly_prints_the_summary_and_exits_130(tmp_path):
