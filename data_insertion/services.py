@@ -183,6 +183,28 @@ def commit_records(records: Sequence[PreparedRecord]) -> list[InsertionResult]:
     return results
 
 
+def other_row_errors(instance: Model) -> dict[str, list[str]]:
+    """The rules that need other rows, for one record being added or changed (the admin)."""
+    if isinstance(instance, User):
+        taken = User.objects.filter(email_normalized=instance.email_normalized)
+        if taken.exclude(pk=instance.pk).exists():
+            return {"email": [DUPLICATE_EMAIL]}
+    elif isinstance(instance, Order):
+        return _check_references([PreparedRecord(instance, {}, 0.0, "")]).get(0, {})
+    return {}
+
+
+def save_checked(instance: Model) -> dict[str, list[str]]:
+    """Save a new or changed record after its other-row rules, in one write transaction, as
+    commit_records does for inserts; return the errors instead when a rule fails."""
+    lock_keys = [instance.email_normalized] if isinstance(instance, User) else []
+    with write_transaction(database_for_model(instance), lock_keys):
+        errors = other_row_errors(instance)
+        if not errors:
+            instance.save(using=database_for_model(instance))
+    return errors
+
+
 def _check_unique_emails(records: list[PreparedRecord]) -> dict[int, dict[str, list[str]]]:
     """Emails already in the users database, and repeats within the batch (first one wins)."""
     keys = [record.instance.email_normalized for record in records]

@@ -2,7 +2,7 @@
 
 from django.contrib.auth import get_user_model
 
-from data_insertion.models import Product, User
+from data_insertion.models import Order, Product, User
 from data_insertion.services import insert_user
 from tests.conftest import all_databases
 
@@ -31,3 +31,29 @@ def test_the_admin_refuses_a_product_breaking_a_rule(client):
     assert response.status_code == 200  # the form again, with the error
     assert "greater than or equal to 0" in response.content.decode()
     assert Product.objects.count() == 0
+
+
+def test_the_admin_applies_the_rules_that_need_other_rows(client):
+    get_user_model().objects.create_superuser("admin", "admin@example.com", "pw-for-tests")
+    client.login(username="admin", password="pw-for-tests")
+    zoe = insert_user(name="Zoë", email="zoe@example.com")
+
+    duplicate = client.post(
+        "/admin/data_insertion/user/add/", {"name": "Z", "email": "ZOE@example.com"}
+    )
+    assert duplicate.status_code == 200
+    assert "A user with this email already exists." in duplicate.content.decode()
+
+    orphan = client.post(
+        "/admin/data_insertion/order/add/", {"user_id": 999, "product_id": 888, "quantity": 1}
+    )
+    assert orphan.status_code == 200
+    assert "No user with this id exists" in orphan.content.decode()
+
+    renamed = client.post(
+        f"/admin/data_insertion/user/{zoe.pk}/change/",
+        {"name": "Zoë B", "email": "zoe@example.com"},
+    )
+    assert renamed.status_code == 302  # keeping one's own email is not a duplicate
+    assert list(User.objects.values_list("name", flat=True)) == ["Zoë B"]
+    assert Order.objects.count() == 0
