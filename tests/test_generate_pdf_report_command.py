@@ -46,7 +46,7 @@ def test_report_shows_the_runs_numbers_and_the_rows_in_each_database(output_dir)
         assert model.rows_after == MODEL_CLASSES[name].objects.count()
         assert (
             f"{name} {model.database} {model.rows_before} {model.rows_after} "
-            f"{model.rows_added} {model.inserted} yes"
+            f"{model.rows_added} {model.inserted} {model.rows_found} yes"
         ) in text
         assert (
             f"{name} {model.database} {model.attempted} {model.inserted} {model.rejected} "
@@ -89,7 +89,9 @@ def test_from_json_renders_a_saved_run_without_running_again(output_dir):
     text = pdf_text(pdf_path.read_bytes())
     assert f"Run {summary.run_id}" in text
     for name, model in summary.models.items():
-        assert f"{name} {model.database} 0 {rows[name]} {rows[name]} {model.inserted} yes" in text
+        assert (
+            f"{name} {model.database} 0 {rows[name]} {rows[name]} {model.inserted} {rows[name]} yes"
+        ) in text
     assert "Report written to" in stdout.getvalue()
     assert "Data insertion completed" not in stdout.getvalue()
 

@@ -191,8 +191,8 @@ def test_numbers_are_the_summarys_and_rows_are_bare_integers():
     summary = run_summary(inserted=2731, rejected=4)
     text = pdf_text(render_pdf(summary))
     for index, model in enumerate(summary.models.values()):
-        # Reconciliation row: model, database, rows before/after/added, inserted, match
-        row = f"{model.model} {model.database} {index} {2731 + index} 2731 2731 yes"
+        # Reconciliation row: model, database, rows before/after/added, inserted, found, match
+        row = f"{model.model} {model.database} {index} {2731 + index} 2731 2731 - yes"
         assert row in text
     assert "user users_db 2,735 2,731 4 0 100.00% 2.50 1,092" in text
     assert "user 2,735 0.20 1.80 1.40 3.10 4.20 9.70 21.30 40.00" in text
@@ -263,7 +263,7 @@ def test_failures_and_mismatched_rows_make_the_verdict_fail():
     text = pdf_text(render_pdf(summary))
     assert "FAIL: 2 valid records failed to commit; the rows counted" in text
     assert "failed database database is locked 2" in text
-    assert re.search(r"order orders_db 2 12 10 9 NO", text)
+    assert re.search(r"order orders_db 2 12 10 9 - NO", text)
 
 
 def test_a_run_with_no_records_renders():
