@@ -103,7 +103,17 @@ STATUS_STYLES = {
 }
 
 
-class SimulationCommand(BaseCommand):
+class OneLineErrorCommand(BaseCommand):
+    """A bad option is one line ("...: error: argument --threads: 0 is outside 1..1,000"),
+    not the usage block first: the message names the option and its range."""
+
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs) -> argparse.ArgumentParser:
+        parser = super().create_parser(prog_name, subcommand, **kwargs)
+        parser.print_usage = lambda file=None: None
+        return parser
+
+
+class SimulationCommand(OneLineErrorCommand):
     help = (
         "Insert users, products and orders from many threads at once into three databases, "
         "validate every record, and print what was committed."
@@ -156,9 +166,6 @@ class SimulationCommand(BaseCommand):
             "list on the console or in the summary)",
         )
 
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs) -> argparse.ArgumentParser:
-        return one_line_errors(super().create_parser(prog_name, subcommand, **kwargs))
-
     def handle(self, *args, **options) -> None:
         # Every output path is checked before the run: a bad one costs nothing.
         json_path = check_output_path(options["json"], "--json") if options["json"] else None
@@ -167,7 +174,10 @@ class SimulationCommand(BaseCommand):
         summary = self.run(options)
         if json_path is not None:
             payload = json.dumps(summary.to_dict(), indent=2, ensure_ascii=False)
-            write_atomically(json_path, payload.encode(errors="backslashreplace"))
+            try:
+                write_atomically(json_path, payload.encode(errors="backslashreplace"))
+            except OSError as error:
+                raise CommandError(f"--json {options['json']}: {error.strerror or error}") from None
         self.finish(summary, options)
 
     def run(self, options: dict) -> RunSummary:
@@ -230,13 +240,6 @@ class SimulationCommand(BaseCommand):
         if not summary.reconciled:
             raise CommandError("the rows in the databases do not match 'inserted'.", returncode=1)
         self.stdout.write(self.style.SUCCESS("Data insertion completed"))
-
-
-def one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """A bad option is one line ("...: error: argument --threads: 0 is outside 1..1,000"),
-    not the usage block first: the message names the option and its range."""
-    parser.print_usage = lambda file=None: None
-    return parser
 
 
 @contextmanager

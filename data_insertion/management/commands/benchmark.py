@@ -1,4 +1,4 @@
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from data_insertion.benchmark import (
     ModeResult,
@@ -11,8 +11,8 @@ from data_insertion.cli import (
     MAX_BATCH_SIZE,
     MAX_RECORDS,
     MAX_THREADS,
+    OneLineErrorCommand,
     bounded_int,
-    one_line_errors,
 )
 
 
@@ -21,15 +21,12 @@ def counts(text: str) -> tuple[int, ...]:
     return tuple(parse(part) for part in text.split(",") if part.strip())
 
 
-class Command(BaseCommand):
+class Command(OneLineErrorCommand):
     help = (
         "Measure the engine against the raw driver (sqlite3, or psycopg when the three databases "
         "are on PostgreSQL) on the same workload, in one process, on temporary databases, and "
         "print rows/s, ratios and a scaling table."
     )
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs):
-        return one_line_errors(super().create_parser(prog_name, subcommand, **kwargs))
 
     def add_arguments(self, parser) -> None:
         parser.add_argument(

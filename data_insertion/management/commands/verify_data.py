@@ -1,15 +1,15 @@
 import argparse
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from data_insertion.audit import AuditError, audit_databases, report_lines
-from data_insertion.cli import MAX_RECORDS, bounded_int, one_line_errors
+from data_insertion.cli import MAX_RECORDS, OneLineErrorCommand, bounded_int
 
 # Exit status 2 when the audit could not run, as diff and grep do: 1 means it found problems.
 CANNOT_AUDIT_EXIT_CODE = 2
 
 
-class Command(BaseCommand):
+class Command(OneLineErrorCommand):
     help = (
         "Audit the users, products and orders databases without writing to them: rows breaking "
         "a field rule, wrong email_normalized columns, emails shared by several users, orders "
@@ -24,9 +24,6 @@ class Command(BaseCommand):
             default=100,
             help="findings printed per kind; the rest are counted (default 100)",
         )
-
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs) -> argparse.ArgumentParser:
-        return one_line_errors(super().create_parser(prog_name, subcommand, **kwargs))
 
     def handle(self, *args, **options) -> None:
         try:
