@@ -268,14 +268,17 @@ def _insert(instances: list[Model], alias: str) -> list[tuple[int, DatabaseError
     return failures
 
 
-def unexpected_failure(model: str, error: Exception, started: float) -> InsertionResult:
-    """The verdict for a record whose insert raised something no service anticipated."""
+def unexpected_failure(
+    model: str, error: Exception, started: float, thread: str | None = None
+) -> InsertionResult:
+    """The verdict for a record whose insert raised something no service anticipated; `thread`
+    is the worker that submitted it (the current thread unless a writer commits for it)."""
     return InsertionResult(
         model=model,
         status=FAILED,
         pk=None,
         errors={"error": [f"{type(error).__name__}: {error}"]},
-        thread=threading.current_thread().name,
+        thread=thread or threading.current_thread().name,
         latency=time.perf_counter() - started,
     )
 

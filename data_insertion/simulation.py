@@ -1,9 +1,11 @@
 """The engine behind every command: concurrent inserts into three databases, then a summary.
 
 For each model, `threads` workers are released together by a barrier so their inserts really
-overlap; each record is inserted by the services in its own transaction on its model's
-database. Users and products go first, concurrently; then orders, which reference the users
-and products committed in this run. No other module starts a thread.
+overlap. Each worker validates its records; by default it commits each one in its own
+transaction on its model's database, and with a batch size it hands them to one writer per
+database that commits them in batches (group commit). Users and products go first,
+concurrently; then orders, which reference the users and products committed in this run.
+No other module starts a thread.
 """
 
 import itertools
@@ -23,7 +25,7 @@ from django.core.management import call_command
 from django.db import DatabaseError, OperationalError, connections, transaction
 from django.db.models import Max
 
-from distributed_system.routers import MODEL_DATABASES
+from distributed_system.routers import MODEL_DATABASES, database_for_model
 
 from . import services
 from .datasets import Dataset
@@ -122,8 +124,7 @@ def describe_database(alias: str) -> dict[str, str]:
 
 def count_existing_ids(model, ids) -> int:
     """How many of `ids` are rows of `model` now: this run's own rows, whatever else writes."""
-    alias = MODEL_DATABASES[model._meta.model_name]
-    return count_existing(model, alias, "id", ids)
+    return count_existing(model, database_for_model(model), "id", ids)
 
 
 def count_rows() -> dict[str, int]:
@@ -260,27 +261,27 @@ def _run_concurrently(
         # once here, instead of in every thread at once when the barrier opens.
         for prepare in preparers.values():
             prepare(0)
-    started = []
+    threads = [*(writer.thread for writer in writers.values()), *workers]
+    refused = None
     try:
-        for thread in [*(writer.thread for writer in writers.values()), *workers]:
+        for thread in threads:
             thread.start()
-            started.append(thread)
-    except RuntimeError as error:  # the system refused a thread: stop the ones waiting
+    except RuntimeError as error:  # the system refused a thread: call off the ones waiting
+        refused = error
         barrier.abort()
         stop.set()
-        for worker in workers:
-            if worker in started:
-                worker.join()
-        for writer in writers.values():
-            writer.close()
-        raise SimulationError(
-            f"could not start {len(workers) + len(writers)} threads ({error}); "
-            f"{len(started)} started. Try fewer --threads."
-        ) from None
     for worker in workers:
-        worker.join()
+        if worker.ident is not None:  # started
+            worker.join()
     for writer in writers.values():
-        writer.close()
+        if writer.thread.ident is not None:
+            writer.close()
+    if refused is not None:
+        started = sum(thread.ident is not None for thread in threads)
+        raise SimulationError(
+            f"could not start {len(threads)} threads ({refused}); {started} started. "
+            "Try fewer --threads."
+        )
 
 
 class _Committer:
@@ -303,7 +304,9 @@ def _commit_reporting_bugs(
     try:
         return services.commit_records(records)
     except Exception as error:  # a bug, not bad data: report it, never drop the record
-        return [services.unexpected_failure(r.model, error, r.started) for r in records]
+        return [
+            services.unexpected_failure(r.model, error, r.started, thread=r.thread) for r in records
+        ]
 
 
 def _work(
@@ -377,8 +380,8 @@ class _Bundle:
         self.records: list[services.PreparedRecord] = []
 
     def __call__(self, record: services.PreparedRecord) -> None:
-        if record.errors:  # rejected on its own fields: no database needed
-            for result in services.commit_records([record]):
+        if record.errors:  # rejected on its own fields: no database, no writer needed
+            for result in _commit_reporting_bugs([record]):
                 self.writer.record_result(result)
             return
         self.records.append(record)
