@@ -3,11 +3,16 @@
 They issue the same SQL as `Model.save()`, `bulk_create()` and `filter(...__in=...)` and prepare
 values through each field exactly as those do, without building a query per call: the ORM's
 per-call overhead was half of the time of an insert (see the README's performance section).
-Each takes its database's connection through transactions.use_connection, so that the reads an
-order's checks make on the users and products databases count against their connection caps.
+On SQLite they run on the DB-API cursor of Django's connection, inside Django's error
+translation: Django's cursor wrapper (query conversion, debug and wrapper hooks) cost three
+times the statement itself. Each takes its database's connection through
+transactions.use_connection, so that the reads an order's checks make on the users and products
+databases count against their connection caps.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 
 from django.db import connections
@@ -20,29 +25,70 @@ from .transactions import use_connection
 LOOKUP_CHUNK = 500
 
 
+def _placeholder(connection) -> str:
+    """The DB-API parameter marker of the cursors _cursor() gives: sqlite3's own, or Django's."""
+    return "?" if connection.vendor == "sqlite" else "%s"
+
+
+def _connection(alias: str):
+    connection = connections[alias]
+    if connection.vendor != "sqlite":
+        use_connection(alias)
+    return connection
+
+
+@contextmanager
+def _cursor(connection) -> Iterator:
+    if connection.vendor != "sqlite":
+        with connection.cursor() as cursor:
+            yield cursor
+        return
+    if connection.connection is None:
+        connection.ensure_connection()
+    with connection.wrap_database_errors:
+        cursor = connection.connection.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+
+
+@dataclass(frozen=True)
+class _InsertPlan:
+    head: str  # INSERT INTO "table" ("a", "b") VALUES
+    row: str  # (%s, %s)
+    returning: str  # RETURNING "id"
+    fields: tuple[Field, ...]
+    stamped: frozenset[str]  # attnames of auto_now_add fields
+
+
 @cache
-def _insert_plan(model: type[Model], alias: str) -> tuple[str, tuple[Field, ...], str, str]:
+def _insert_plan(model: type[Model], alias: str) -> _InsertPlan:
     connection = connections[alias]
     quote = connection.ops.quote_name
     meta = model._meta
     fields = tuple(f for f in meta.concrete_fields if not f.primary_key)
-    head = f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-    row = f"({', '.join(['%s'] * len(fields))})"
-    returning = f" RETURNING {quote(meta.pk.column)}"
-    return head + "VALUES ", fields, row, returning
+    return _InsertPlan(
+        head=f"INSERT INTO {quote(meta.db_table)} "
+        f"({', '.join(quote(f.column) for f in fields)}) VALUES ",
+        row=f"({', '.join([_placeholder(connection)] * len(fields))})",
+        returning=f" RETURNING {quote(meta.pk.column)}",
+        fields=fields,
+        stamped=frozenset(f.attname for f in fields if getattr(f, "auto_now_add", False)),
+    )
 
 
-def _stamped_params(instances: list[Model], fields: tuple[Field, ...], connection) -> list:
+def _stamped_params(instances: list[Model], plan: _InsertPlan, connection) -> list:
     """Every row's values, flat; auto_now_add fields get one timestamp for the transaction."""
     now = timezone.now()
     stamps = {
         field.attname: field.get_db_prep_save(now, connection)
-        for field in fields
-        if getattr(field, "auto_now_add", False)
+        for field in plan.fields
+        if field.attname in plan.stamped
     }
     params = []
     for instance in instances:
-        for field in fields:
+        for field in plan.fields:
             if field.attname in stamps:
                 setattr(instance, field.attname, now)
                 params.append(stamps[field.attname])
@@ -51,20 +97,15 @@ def _stamped_params(instances: list[Model], fields: tuple[Field, ...], connectio
     return params
 
 
-def _connection(alias: str):
-    use_connection(alias)
-    return connections[alias]
-
-
 def insert_row(instance: Model, alias: str) -> None:
     """INSERT `instance` into `alias` and set its primary key."""
     connection = _connection(alias)
-    head, fields, row, returning = _insert_plan(type(instance), alias)
+    plan = _insert_plan(type(instance), alias)
     can_return = connection.features.can_return_columns_from_insert
-    with connection.cursor() as cursor:
+    with _cursor(connection) as cursor:
         cursor.execute(
-            head + row + (returning if can_return else ""),
-            _stamped_params([instance], fields, connection),
+            plan.head + plan.row + (plan.returning if can_return else ""),
+            _stamped_params([instance], plan, connection),
         )
         if can_return:
             (instance.pk,) = cursor.fetchone()
@@ -82,13 +123,13 @@ def insert_rows(instances: list[Model], alias: str) -> None:
         for instance in instances:
             insert_row(instance, alias)
         return
-    head, fields, row, returning = _insert_plan(type(instances[0]), alias)
-    size = max(1, connection.ops.bulk_batch_size(fields, instances))
-    with connection.cursor() as cursor:
+    plan = _insert_plan(type(instances[0]), alias)
+    size = max(1, connection.ops.bulk_batch_size(plan.fields, instances))
+    with _cursor(connection) as cursor:
         for start in range(0, len(instances), size):
             chunk = instances[start : start + size]
-            params = _stamped_params(chunk, fields, connection)
-            cursor.execute(head + ", ".join([row] * len(chunk)) + returning, params)
+            params = _stamped_params(chunk, plan, connection)
+            cursor.execute(plan.head + ", ".join([plan.row] * len(chunk)) + plan.returning, params)
             # Rows come back in insertion order on every backend Django trusts with this.
             for instance, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
                 instance.pk = pk
@@ -98,8 +139,9 @@ def insert_rows(instances: list[Model], alias: str) -> None:
 
 @cache
 def _lookup_sql(model: type[Model], alias: str, column: str, count: int) -> str:
-    quote = connections[alias].ops.quote_name
-    placeholders = ", ".join(["%s"] * count)
+    connection = connections[alias]
+    quote = connection.ops.quote_name
+    placeholders = ", ".join([_placeholder(connection)] * count)
     table = quote(model._meta.db_table)
     return f"SELECT {quote(column)} FROM {table} WHERE {quote(column)} IN ({placeholders})"
 
@@ -108,7 +150,7 @@ def existing_values(model: type[Model], alias: str, column: str, values: Iterabl
     """Which of `values` appear in `column` of `model`'s table on `alias` (indexed lookups)."""
     wanted = list(dict.fromkeys(values))
     found = set()
-    with _connection(alias).cursor() as cursor:
+    with _cursor(_connection(alias)) as cursor:
         for start in range(0, len(wanted), LOOKUP_CHUNK):
             chunk = wanted[start : start + LOOKUP_CHUNK]
             cursor.execute(_lookup_sql(model, alias, column, len(chunk)), chunk)
@@ -118,22 +160,23 @@ def existing_values(model: type[Model], alias: str, column: str, values: Iterabl
 
 def count_existing(model: type[Model], alias: str, column: str, values: Iterable) -> int:
     """How many of `values` (distinct) appear in `column`: counted in chunks, held nowhere."""
-    quote = connections[alias].ops.quote_name
+    connection = _connection(alias)
+    quote = connection.ops.quote_name
     table = quote(model._meta.db_table)
     total = 0
     chunk: list = []
-    with _connection(alias).cursor() as cursor:
+    with _cursor(connection) as cursor:
         for value in values:
             chunk.append(value)
             if len(chunk) == LOOKUP_CHUNK:
-                total += _count_chunk(cursor, table, quote(column), chunk)
+                total += _count_chunk(cursor, table, quote(column), chunk, connection)
                 chunk = []
         if chunk:
-            total += _count_chunk(cursor, table, quote(column), chunk)
+            total += _count_chunk(cursor, table, quote(column), chunk, connection)
     return total
 
 
-def _count_chunk(cursor, table: str, column: str, chunk: list) -> int:
-    placeholders = ", ".join(["%s"] * len(chunk))
+def _count_chunk(cursor, table: str, column: str, chunk: list, connection) -> int:
+    placeholders = ", ".join([_placeholder(connection)] * len(chunk))
     cursor.execute(f"SELECT count(*) FROM {table} WHERE {column} IN ({placeholders})", chunk)
     return cursor.fetchone()[0]

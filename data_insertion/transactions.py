@@ -5,7 +5,10 @@ The one place that knows how each backend serialises writers that must not overl
 - SQLite: one writer at a time per database file anyway. A process-wide lock per database keeps
   our own threads out of SQLite's busy handler (threads sleeping there can stall the thread that
   holds the write lock; see the README's troubleshooting), and BEGIN IMMEDIATE (settings) makes
-  other processes wait for the write lock before the check runs.
+  other processes wait for the write lock before the check runs. The transaction runs on the
+  DB-API connection Django opened for the thread (same file, same settings, errors translated
+  by Django): atomic() cost three times SQLite's own BEGIN and COMMIT, and a one-row
+  transaction is mostly BEGIN and COMMIT.
 - PostgreSQL (READ COMMITTED): a transaction-scoped advisory lock on a hash of each key, all
   taken in one statement in sorted order, released by COMMIT or ROLLBACK.
 - MariaDB/MySQL (READ COMMITTED, where a locking read of a missing row blocks nobody): GET_LOCK
@@ -26,6 +29,7 @@ PostgreSQL a close hands the connection back to the pool (settings) instead of e
 """
 
 import hashlib
+import itertools
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -245,12 +249,18 @@ def write_transaction(alias: str, lock_keys: Sequence[str] = ()) -> Iterator[Non
 
     On SQLite every write transaction of this process is serialised, whatever the keys.
     """
-    vendor = connections[alias].vendor
+    connection = connections[alias]
+    vendor = connection.vendor
+    if vendor == "sqlite":
+        with _sqlite_lock(alias):
+            if connection.in_atomic_block:  # the caller's transaction (the admin's views)
+                with transaction.atomic(using=alias):
+                    yield
+            else:
+                with _sqlite_transaction(connection):
+                    yield
+        return
     with _connection_scope():
-        if vendor == "sqlite":
-            with _sqlite_lock(alias), transaction.atomic(using=alias):
-                yield
-            return
         use_connection(alias)
         if vendor == "mysql" and lock_keys:
             names = _mysql_lock_names(alias, lock_keys)
@@ -265,3 +275,57 @@ def write_transaction(alias: str, lock_keys: Sequence[str] = ()) -> Iterator[Non
             if vendor == "postgresql" and lock_keys:
                 _postgresql_lock(alias, lock_keys)
             yield
+
+
+@contextmanager
+def _sqlite_transaction(connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE ... COMMIT on the thread's DB-API connection; ROLLBACK on any exception."""
+    connection.ensure_connection()
+    dbapi = connection.connection
+    with connection.wrap_database_errors:
+        dbapi.execute(f"BEGIN {connection.transaction_mode or 'DEFERRED'}")
+    try:
+        yield
+        with connection.wrap_database_errors:
+            dbapi.execute("COMMIT")
+    except BaseException:
+        _sqlite_rollback(connection)
+        raise
+
+
+def _sqlite_rollback(connection) -> None:
+    dbapi = connection.connection
+    if dbapi is None or not dbapi.in_transaction:
+        return  # closed, or SQLite already rolled back (it does on some errors)
+    try:
+        with connection.wrap_database_errors:
+            dbapi.execute("ROLLBACK")
+    except DatabaseError:
+        connection.close()  # closing a connection rolls its transaction back
+
+
+_savepoint_numbers = itertools.count(1)
+
+
+@contextmanager
+def savepoint(alias: str) -> Iterator[None]:
+    """A block inside a write transaction whose statements are undone if it raises, leaving the
+    rest of the transaction as it was."""
+    connection = connections[alias]
+    if connection.vendor != "sqlite":
+        with transaction.atomic(using=alias):
+            yield
+        return
+    dbapi = connection.connection
+    name = f'"ds_savepoint_{next(_savepoint_numbers)}"'
+    with connection.wrap_database_errors:
+        dbapi.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        with connection.wrap_database_errors:
+            dbapi.execute(f"ROLLBACK TO SAVEPOINT {name}")
+            dbapi.execute(f"RELEASE SAVEPOINT {name}")
+        raise
+    with connection.wrap_database_errors:
+        dbapi.execute(f"RELEASE SAVEPOINT {name}")
