@@ -54,6 +54,8 @@ class SimulationConfig:
 
 
 ResultCallback = Callable[[services.InsertionResult], None]
+# Takes the results that finished together: one record's, or a batch's.
+ResultsCallback = Callable[[list[services.InsertionResult]], None]
 
 
 class SimulationError(Exception):
@@ -165,11 +167,14 @@ def run_simulation(
 
     output_errors: list[str] = []
 
-    def record_result(result: services.InsertionResult) -> None:
-        tallies[result.model].add(result)
+    def record_results(results: list[services.InsertionResult]) -> None:
+        if not results:
+            return
+        tallies[results[0].model].add_all(results)
         if on_result is not None and not output_errors:
             try:
-                on_result(result)
+                for result in results:
+                    on_result(result)
             except Exception as error:  # a closed pipe, a full disk: counting goes on
                 output_errors.append(f"{type(error).__name__}: {error}")
 
@@ -179,7 +184,7 @@ def run_simulation(
             "product": lambda index: services.prepare_product(**dataset.product(index)),
         },
         config,
-        record_result,
+        record_results,
         stop,
     )
     user_ids = sorted(tallies["user"].inserted_pks)
@@ -193,7 +198,7 @@ def run_simulation(
             )
         },
         config,
-        record_result,
+        record_results,
         stop,
     )
     duration = time.perf_counter() - run_started
@@ -220,7 +225,7 @@ def run_simulation(
 def _run_concurrently(
     preparers: dict[str, Callable[[int], services.PreparedRecord]],
     config: SimulationConfig,
-    record_result: ResultCallback,
+    record_results: ResultsCallback,
     stop: threading.Event,
 ) -> None:
     """Start `config.threads` workers per model, release them together, wait for all.
@@ -232,7 +237,7 @@ def _run_concurrently(
     writers = {}
     if config.batch_size:
         writers = {
-            model: _DatabaseWriter(MODEL_DATABASES[model], config.batch_size, record_result)
+            model: _DatabaseWriter(MODEL_DATABASES[model], config.batch_size, record_results)
             for model in preparers
         }
     workers = []
@@ -245,10 +250,12 @@ def _run_concurrently(
             workers.append(
                 threading.Thread(
                     target=_work,
-                    args=(barrier, model, prepare, record_result, turn, stop),
+                    args=(barrier, model, prepare, record_results, turn, stop),
                     kwargs={
                         "indexes": range(number, config.records, config.threads),
-                        "commit": writers[model].bundle() if writers else _Committer(record_result),
+                        "commit": (
+                            writers[model].bundle() if writers else _Committer(record_results)
+                        ),
                         # With hundreds of threads, idle ones would keep three files each open
                         # and exhaust the descriptor limit: they hold connections only in a turn.
                         "close_after_turn": config.threads > THREADS_KEEPING_CONNECTIONS,
@@ -287,12 +294,11 @@ def _run_concurrently(
 class _Committer:
     """Per-record mode: each record committed at once, in the worker's own transaction."""
 
-    def __init__(self, record_result: ResultCallback) -> None:
-        self.record_result = record_result
+    def __init__(self, record_results: ResultsCallback) -> None:
+        self.record_results = record_results
 
     def __call__(self, record: services.PreparedRecord) -> None:
-        for result in _commit_reporting_bugs([record]):
-            self.record_result(result)
+        self.record_results(_commit_reporting_bugs([record]))
 
     def flush(self) -> None:
         pass
@@ -313,7 +319,7 @@ def _work(
     barrier: threading.Barrier,
     model: str,
     prepare: Callable[[int], services.PreparedRecord],
-    record_result: ResultCallback,
+    record_results: ResultsCallback,
     turn: AbstractContextManager | None,
     stop: threading.Event,
     indexes: range,
@@ -333,7 +339,7 @@ def _work(
         try:
             return prepare(index)
         except Exception as error:  # a bug, not bad data: report it, never drop the record
-            record_result(services.unexpected_failure(model, error, started))
+            record_results([services.unexpected_failure(model, error, started)])
             return None
 
     try:
@@ -381,8 +387,7 @@ class _Bundle:
 
     def __call__(self, record: services.PreparedRecord) -> None:
         if record.errors:  # rejected on its own fields: no database, no writer needed
-            for result in _commit_reporting_bugs([record]):
-                self.writer.record_result(result)
+            self.writer.record_results(_commit_reporting_bugs([record]))
             return
         self.records.append(record)
         if len(self.records) >= self.size:
@@ -397,9 +402,9 @@ class _Bundle:
 class _DatabaseWriter:
     """One per database in group-commit mode: commits submitted records in batches."""
 
-    def __init__(self, alias: str, batch_size: int, record_result: ResultCallback) -> None:
+    def __init__(self, alias: str, batch_size: int, record_results: ResultsCallback) -> None:
         self.batch_size = batch_size
-        self.record_result = record_result
+        self.record_results = record_results
         # Bounded, so a fast producer cannot pile a million records up in memory.
         self.queue: queue.Queue = queue.Queue(maxsize=max(2 * batch_size // MAX_BUNDLE, 64))
         self.thread = threading.Thread(target=self._run, name=f"{alias}-writer")
@@ -429,8 +434,9 @@ class _DatabaseWriter:
                         break
                     batch += bundle
                 for start in range(0, len(batch), self.batch_size):
-                    for result in _commit_reporting_bugs(batch[start : start + self.batch_size]):
-                        self.record_result(result)
+                    self.record_results(
+                        _commit_reporting_bugs(batch[start : start + self.batch_size])
+                    )
         finally:
             connections.close_all()
 

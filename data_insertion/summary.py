@@ -10,6 +10,7 @@ import threading
 import time
 from array import array
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -199,49 +200,53 @@ class ModelTally:
         self.inserted_records_kept = 0
         self._lock = threading.Lock()
 
-    def add(self, result: InsertionResult) -> None:
+    def add_all(self, results: Sequence[InsertionResult]) -> None:
+        """Count results that finished together: one record's, or a batch's (one lock for all)."""
         finished = time.perf_counter()
+        bucket = int((finished - self.run_started) / TIMELINE_RESOLUTION_SECONDS)
+        counts, record_latency, threads = self.counts, self.histogram.record, self.threads
         with self._lock:
-            started = finished - result.latency
-            if self.first_started is None or started < self.first_started:
-                self.first_started = started
             if self.last_finished is None or finished > self.last_finished:
                 self.last_finished = finished
-            self.counts[result.status] += 1
-            self.histogram.record(result.latency)
-            thread = self.threads.get(result.thread)
-            if thread is None:
-                thread = self.threads[result.thread] = _ThreadTally()
-            thread.handled += 1
-            thread.latency += result.latency
-            if result.status == INSERTED:
-                thread.inserted += 1
-                self.inserted_pks.append(result.pk)
-                bucket = int((finished - self.run_started) / TIMELINE_RESOLUTION_SECONDS)
-                self.timeline[bucket] += 1
-                keep = self.inserted_records_kept < INSERTED_RECORDS_KEPT
-                self.inserted_records_kept += keep
-            else:
-                if result.status == REJECTED:
-                    thread.rejected += 1
+            for result in results:
+                latency = result.latency
+                started = finished - latency
+                if self.first_started is None or started < self.first_started:
+                    self.first_started = started
+                counts[result.status] += 1
+                record_latency(latency)
+                thread = threads.get(result.thread)
+                if thread is None:
+                    thread = threads[result.thread] = _ThreadTally()
+                thread.handled += 1
+                thread.latency += latency
+                if result.status == INSERTED:
+                    thread.inserted += 1
+                    self.inserted_pks.append(result.pk)
+                    self.timeline[bucket] += 1
+                    keep = self.inserted_records_kept < INSERTED_RECORDS_KEPT
+                    self.inserted_records_kept += keep
                 else:
-                    thread.failed += 1
-                for name, messages in result.errors.items():
-                    for message in messages:
-                        self.reasons[(result.status, name, message)] += 1
-                keep = self.problem_records_kept < PROBLEM_RECORDS_KEPT
-                self.problem_records_kept += keep
-            if keep:
-                self.records.append(
-                    RecordDetail(
-                        status=result.status,
-                        values=result.values,
-                        reasons=result.reasons,
-                        thread=result.thread,
-                        latency_ms=round(result.latency * 1000, 3),
-                        pk=result.pk,
+                    if result.status == REJECTED:
+                        thread.rejected += 1
+                    else:
+                        thread.failed += 1
+                    for name, messages in result.errors.items():
+                        for message in messages:
+                            self.reasons[(result.status, name, message)] += 1
+                    keep = self.problem_records_kept < PROBLEM_RECORDS_KEPT
+                    self.problem_records_kept += keep
+                if keep:
+                    self.records.append(
+                        RecordDetail(
+                            status=result.status,
+                            values=result.values,
+                            reasons=result.reasons,
+                            thread=result.thread,
+                            latency_ms=round(latency * 1000, 3),
+                            pk=result.pk,
+                        )
                     )
-                )
 
     @property
     def attempted(self) -> int:
