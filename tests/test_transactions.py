@@ -4,7 +4,8 @@ nest inside a caller's transaction, and raise Django's exceptions."""
 import pytest
 from django.db import DatabaseError, IntegrityError, connections, transaction
 
-from data_insertion.models import Product
+from data_insertion.models import Product, User
+from data_insertion.services import DUPLICATE_EMAIL, save_checked
 from data_insertion.statements import insert_row
 from data_insertion.transactions import savepoint, write_transaction
 from tests.conftest import all_databases
@@ -70,3 +71,25 @@ def test_inside_a_callers_transaction_it_is_a_savepoint_of_that_transaction():
         with write_transaction(ALIAS):
             insert_row(product("inner, kept"), ALIAS)
     assert names() == ["inner, kept", "outer"]
+
+
+def test_saving_a_changed_record_outside_any_transaction_checks_and_saves_it():
+    """save_checked() outside the admin's atomic(): the ORM's save() runs in the DB-API
+    transaction, and the email check still sees other rows."""
+    taken = User(name="A", email="a@example.com")
+    taken.full_clean()
+    assert save_checked(taken) == {}
+    other = User(name="B", email="b@example.com")
+    other.full_clean()
+    assert save_checked(other) == {}
+    other.email = "A@example.com"
+    other.full_clean()
+    assert save_checked(other) == {"email": [DUPLICATE_EMAIL]}
+    other.name = "B2"
+    other.email = "b2@example.com"
+    other.full_clean()
+    assert save_checked(other) == {}
+    assert sorted(User.objects.values_list("name", "email")) == [
+        ("A", "a@example.com"),
+        ("B2", "b2@example.com"),
+    ]
