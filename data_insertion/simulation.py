@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 import django
 from django.core.management import call_command
-from django.db import DatabaseError, OperationalError, connections, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, connections, transaction
 from django.db.models import Max
 
 from distributed_system.routers import MODEL_DATABASES, database_for_model
@@ -84,17 +84,28 @@ def migrate_databases() -> None:
 
 
 def _migrate(alias: str) -> None:
-    # Two first runs at once both create the tables; the one that loses sees "already exists"
-    # and, once the winner has recorded the migration, finds nothing left to do.
+    # Two first runs at once race on a new file, and the one that loses fails at once: both
+    # create the tables ("already exists"), both add the content types and permissions of
+    # Django's post_migrate (UNIQUE constraint failed), and both open the file to switch it to
+    # WAL, which SQLite refuses without waiting for its timeout ("database is locked" while
+    # connecting). Trying again, the loser finds what the winner committed: nothing left to do.
     for attempt in range(MIGRATION_ATTEMPTS):
         try:
             call_command("migrate", database=alias, verbosity=0, interactive=False)
             return
         except DatabaseError as error:
-            if "already exists" not in str(error) or attempt == MIGRATION_ATTEMPTS - 1:
+            if not _lost_migration_race(alias, error) or attempt == MIGRATION_ATTEMPTS - 1:
                 raise
             connections[alias].close()
             time.sleep(0.2 * (attempt + 1))
+
+
+def _lost_migration_race(alias: str, error: DatabaseError) -> bool:
+    if isinstance(error, IntegrityError) or "already exists" in str(error):
+        return True
+    # A lock that outlasted the timeout on an open connection is not a race: report it.
+    opening = connections[alias].connection is None
+    return opening and isinstance(error, OperationalError) and services.is_transient(error)
 
 
 def _check_writable(alias: str) -> None:

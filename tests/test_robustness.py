@@ -5,6 +5,7 @@ import threading
 import types
 
 import pytest
+from django.db import IntegrityError, OperationalError, connections
 
 from data_insertion import simulation
 from data_insertion.models import Order, User
@@ -87,3 +88,47 @@ def test_two_runs_at_once_each_reconcile_their_own_rows(tmp_path):
     for result in results.values():
         assert result.returncode == 0, result.stderr
         assert "rows reconcile" in result.stdout
+
+
+def _migrate_failing_first_with(monkeypatch, error: Exception) -> list[str]:
+    """Make the first `migrate` raise `error` (as a run losing the race does), then succeed."""
+    calls = []
+
+    def migrate(*args, **kwargs):
+        calls.append(kwargs["database"])
+        if len(calls) == 1:
+            raise error
+
+    monkeypatch.setattr(simulation, "call_command", migrate)
+    monkeypatch.setattr(simulation.time, "sleep", lambda seconds: None)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        IntegrityError("UNIQUE constraint failed: django_content_type.app_label"),
+        OperationalError("table django_migrations already exists"),
+    ],
+)
+def test_a_run_that_loses_the_first_migration_race_tries_again(monkeypatch, error):
+    calls = _migrate_failing_first_with(monkeypatch, error)
+    simulation._migrate("default")
+    assert calls == ["default", "default"]
+
+
+def test_a_lock_while_opening_a_new_file_is_a_lost_race(monkeypatch):
+    """Switching a new file to WAL is refused at once, without the busy timeout, while another
+    process switches it: the connection never opened, so the run tries again."""
+    connections["default"].close()
+    calls = _migrate_failing_first_with(monkeypatch, OperationalError("database is locked"))
+    simulation._migrate("default")
+    assert calls == ["default", "default"]
+
+
+def test_a_lock_that_outlasts_the_timeout_on_an_open_connection_is_reported(monkeypatch):
+    connections["default"].ensure_connection()
+    calls = _migrate_failing_first_with(monkeypatch, OperationalError("database is locked"))
+    with pytest.raises(OperationalError):
+        simulation._migrate("default")
+    assert calls == ["default"]
