@@ -179,8 +179,6 @@ def run_simulation(
     output_errors: list[str] = []
 
     def record_results(results: list[services.InsertionResult]) -> None:
-        if not results:
-            return
         tallies[results[0].model].add_all(results)
         if on_result is not None and not output_errors:
             try:

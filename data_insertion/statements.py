@@ -4,10 +4,10 @@ They issue the same SQL as `Model.save()`, `bulk_create()` and `filter(...__in=.
 values through each field exactly as those do, without building a query per call: the ORM's
 per-call overhead was half of the time of an insert (see the README's performance section).
 On SQLite they run on the DB-API cursor of Django's connection, inside Django's error
-translation: Django's cursor wrapper (query conversion, debug and wrapper hooks) cost three
-times the statement itself. Each takes its database's connection through
-transactions.use_connection, so that the reads an order's checks make on the users and products
-databases count against their connection caps.
+translation: through Django's cursor wrapper (query conversion, debug and wrapper hooks) a
+one-row lookup took 13.7 µs, on the sqlite3 cursor 3.7 µs. On a server each takes its
+database's connection through transactions.use_connection, so that the reads an order's checks
+make on the users and products databases count against their connection caps.
 """
 
 from collections.abc import Iterable, Iterator
