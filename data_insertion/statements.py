@@ -15,11 +15,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 
-from django.db import connections
+from django.db import ProgrammingError, connections
 from django.db.models import Field, Model
 from django.utils import timezone
 
-from .transactions import use_connection
+from .transactions import in_dbapi_transaction, use_connection
 
 # Values per IN (...) lookup: well under every backend's limit on query parameters.
 LOOKUP_CHUNK = 500
@@ -44,6 +44,9 @@ def _cursor(connection) -> Iterator:
             yield cursor
         return
     if connection.connection is None:
+        if in_dbapi_transaction(connection.alias):
+            # A new connection would autocommit what the transaction was to hold.
+            raise ProgrammingError("the connection was closed inside a write transaction")
         connection.ensure_connection()
     with connection.wrap_database_errors:
         cursor = connection.connection.cursor()

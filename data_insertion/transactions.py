@@ -251,16 +251,19 @@ def write_transaction(alias: str, lock_keys: Sequence[str] = ()) -> Iterator[Non
     """
     connection = connections[alias]
     vendor = connection.vendor
-    if vendor == "sqlite":
-        with _sqlite_lock(alias):
-            if connection.in_atomic_block:  # the caller's transaction (the admin's views)
-                with transaction.atomic(using=alias):
-                    yield
-            else:
-                with _sqlite_transaction(connection):
-                    yield
-        return
+    # On SQLite too: an order's checks read the users and products databases, which may be on
+    # servers, and those reads must take (and give back) their connection permits.
     with _connection_scope():
+        if vendor == "sqlite":
+            with _sqlite_lock(alias):
+                # The caller's own transaction (the admin's views, or autocommit turned off).
+                if connection.in_atomic_block or not connection.get_autocommit():
+                    with transaction.atomic(using=alias):
+                        yield
+                else:
+                    with _sqlite_transaction(connection):
+                        yield
+            return
         use_connection(alias)
         if vendor == "mysql" and lock_keys:
             names = _mysql_lock_names(alias, lock_keys)
@@ -277,6 +280,17 @@ def write_transaction(alias: str, lock_keys: Sequence[str] = ()) -> Iterator[Non
             yield
 
 
+def _dbapi_transactions() -> set[str]:
+    """The aliases on which the calling thread has a DB-API write transaction open."""
+    if not hasattr(_thread_state, "dbapi_transactions"):
+        _thread_state.dbapi_transactions = set()
+    return _thread_state.dbapi_transactions
+
+
+def in_dbapi_transaction(alias: str) -> bool:
+    return alias in _dbapi_transactions()
+
+
 @contextmanager
 def _sqlite_transaction(connection) -> Iterator[None]:
     """BEGIN IMMEDIATE ... COMMIT on the thread's DB-API connection; ROLLBACK on any exception."""
@@ -284,6 +298,7 @@ def _sqlite_transaction(connection) -> Iterator[None]:
     dbapi = connection.connection
     with connection.wrap_database_errors:
         dbapi.execute(f"BEGIN {connection.transaction_mode or 'DEFERRED'}")
+    _dbapi_transactions().add(connection.alias)
     try:
         yield
         with connection.wrap_database_errors:
@@ -291,6 +306,8 @@ def _sqlite_transaction(connection) -> Iterator[None]:
     except BaseException:
         _sqlite_rollback(connection)
         raise
+    finally:
+        _dbapi_transactions().discard(connection.alias)
 
 
 def _sqlite_rollback(connection) -> None:
@@ -317,15 +334,23 @@ def savepoint(alias: str) -> Iterator[None]:
             yield
         return
     dbapi = connection.connection
+    if dbapi is None or not dbapi.in_transaction:
+        # Outside a transaction SAVEPOINT would begin one and RELEASE commit it: after SQLite
+        # rolled a transaction back on its own (an interrupt, an I/O error), rows would commit.
+        raise OperationalError("no write transaction is open on this connection")
     name = f'"ds_savepoint_{next(_savepoint_numbers)}"'
     with connection.wrap_database_errors:
         dbapi.execute(f"SAVEPOINT {name}")
     try:
         yield
     except BaseException:
-        with connection.wrap_database_errors:
-            dbapi.execute(f"ROLLBACK TO SAVEPOINT {name}")
-            dbapi.execute(f"RELEASE SAVEPOINT {name}")
+        if dbapi.in_transaction:
+            try:
+                with connection.wrap_database_errors:
+                    dbapi.execute(f"ROLLBACK TO SAVEPOINT {name}")
+                    dbapi.execute(f"RELEASE SAVEPOINT {name}")
+            except DatabaseError:
+                pass  # the whole transaction rolls back: keep the first error, as atomic() does
         raise
     with connection.wrap_database_errors:
         dbapi.execute(f"RELEASE SAVEPOINT {name}")

@@ -206,6 +206,39 @@ def test_users_on_postgresql_products_on_mariadb_orders_on_sqlite(
     assert deployment.rows("products_db") == summary["summary"]["product"]["rows_after"]
 
 
+AN_ORDER_FROM_A_THREAD = """
+import threading
+from django.core.management import call_command
+from django.db import connections
+from data_insertion import services
+for alias in ("default", "users_db", "products_db", "orders_db"):
+    call_command("migrate", database=alias, verbosity=0)
+user = services.insert_user(name="A", email="a@example.com")
+product = services.insert_product(name="P", price="1")
+seen = {}
+def order():
+    result = services.insert_order(user_id=user.pk, product_id=product.pk, quantity=1)
+    seen["status"] = result.status
+    seen["holds users_db"] = connections["users_db"].connection is not None
+    connections.close_all()
+thread = threading.Thread(target=order)
+thread.start()
+thread.join()
+print(seen["status"], seen["holds users_db"])
+"""
+
+
+def test_an_orders_check_on_a_server_gives_its_connection_back(postgres, deployment):
+    """Orders on SQLite, users on PostgreSQL: the check's read counts against the users
+    database's connection cap and hands the connection back when the order commits, or workers
+    waiting for their turn keep connections that other threads then wait for."""
+    deployment.place("users_db", postgres)
+    out = succeeded(
+        deployment.manage("shell", "--no-imports", "-v", "0", "-c", AN_ORDER_FROM_A_THREAD)
+    )
+    assert out.split() == ["inserted", "False"]
+
+
 def test_outputs_show_engine_host_and_database_but_never_the_password(
     postgres, deployment, tmp_path
 ):

@@ -1,11 +1,11 @@
 """Write transactions on SQLite run on the DB-API connection: they must still be all or nothing,
-nest inside a caller's transaction, and raise Django's exceptions."""
+nest inside a caller's transaction, and raise Django's exceptions (several cases from a review)."""
 
 import pytest
-from django.db import DatabaseError, IntegrityError, connections, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, connections, transaction
 
 from data_insertion.models import Product, User
-from data_insertion.services import DUPLICATE_EMAIL, save_checked
+from data_insertion.services import DUPLICATE_EMAIL, INSERTED, insert_product, save_checked
 from data_insertion.statements import insert_row
 from data_insertion.transactions import savepoint, write_transaction
 from tests.conftest import all_databases
@@ -93,3 +93,46 @@ def test_saving_a_changed_record_outside_any_transaction_checks_and_saves_it():
         ("A", "a@example.com"),
         ("B2", "b2@example.com"),
     ]
+
+
+def test_when_sqlite_rolls_the_transaction_back_itself_its_error_is_the_one_raised():
+    """An interrupt (like some I/O errors) makes SQLite roll back the whole transaction: the
+    savepoint's cleanup must not hide why."""
+    with pytest.raises(OperationalError, match="interrupted"), write_transaction(ALIAS):
+        insert_row(product("before"), ALIAS)
+        dbapi = connections[ALIAS].connection
+        with savepoint(ALIAS):
+            dbapi.set_progress_handler(lambda: 1, 1)  # interrupt the next statement
+            try:
+                insert_row(product("interrupted"), ALIAS)
+            finally:
+                dbapi.set_progress_handler(None, 1)
+    assert names() == []
+
+
+def test_a_savepoint_outside_a_transaction_is_refused():
+    """SAVEPOINT outside a transaction would begin one that RELEASE commits."""
+    connections[ALIAS].ensure_connection()
+    with pytest.raises(OperationalError), savepoint(ALIAS):
+        insert_row(product("alone"), ALIAS)
+    assert names() == []
+
+
+def test_a_connection_closed_inside_a_write_transaction_is_not_reopened_to_autocommit():
+    with pytest.raises(DatabaseError), write_transaction(ALIAS):
+        insert_row(product("first"), ALIAS)
+        connections[ALIAS].close()
+        insert_row(product("second"), ALIAS)
+    assert names() == []
+
+
+def test_with_autocommit_turned_off_the_write_joins_the_callers_transaction():
+    transaction.set_autocommit(False, using=ALIAS)
+    try:
+        Product.objects.create(name="caller's", price="1.00")
+        result = insert_product(name="through the service", price="2.00")
+        transaction.rollback(using=ALIAS)
+    finally:
+        transaction.set_autocommit(True, using=ALIAS)
+    assert result.status == INSERTED
+    assert names() == []
