@@ -1,7 +1,9 @@
 """The engine: real overlap, deterministic counts for a seed, nothing lost, rows reconcile."""
 
+from array import array
+
 from data_insertion.models import Order, Product, User
-from data_insertion.simulation import SimulationConfig, run_simulation
+from data_insertion.simulation import SimulationConfig, ascending, run_simulation
 from tests.conftest import all_databases
 
 pytestmark = all_databases
@@ -82,3 +84,13 @@ def test_300_threads_x_3000_records_lose_nothing():
     assert summary.reconciled
     assert rows() == {m: s.inserted for m, s in summary.models.items()}
     assert all(s.attempted == 3000 for s in summary.models.values())
+
+
+def test_committed_ids_reach_the_order_phase_ascending_and_compact():
+    """Ids come in commit order; with a second process writing they may not: either way the
+    order phase gets them ascending, in an 8-byte array rather than a list of ints."""
+    in_order = array("q", [3, 5, 9])
+    assert ascending(in_order) is in_order
+    shuffled = ascending(array("q", [9, 3, 5]))
+    assert list(shuffled) == [3, 5, 9]
+    assert shuffled.typecode == "q"
