@@ -32,8 +32,7 @@ def _placeholder(connection) -> str:
 
 def _connection(alias: str):
     connection = connections[alias]
-    if connection.vendor != "sqlite":
-        use_connection(alias)
+    use_connection(connection)
     return connection
 
 
@@ -62,7 +61,7 @@ class _InsertPlan:
     row: str  # (%s, %s)
     returning: str  # RETURNING "id"
     fields: tuple[Field, ...]
-    stamped: frozenset[str]  # attnames of auto_now_add fields
+    stamped: tuple[Field, ...]  # the auto_now_add fields
 
 
 @cache
@@ -77,18 +76,14 @@ def _insert_plan(model: type[Model], alias: str) -> _InsertPlan:
         row=f"({', '.join([_placeholder(connection)] * len(fields))})",
         returning=f" RETURNING {quote(meta.pk.column)}",
         fields=fields,
-        stamped=frozenset(f.attname for f in fields if getattr(f, "auto_now_add", False)),
+        stamped=tuple(f for f in fields if getattr(f, "auto_now_add", False)),
     )
 
 
 def _stamped_params(instances: list[Model], plan: _InsertPlan, connection) -> list:
     """Every row's values, flat; auto_now_add fields get one timestamp for the transaction."""
     now = timezone.now()
-    stamps = {
-        field.attname: field.get_db_prep_save(now, connection)
-        for field in plan.fields
-        if field.attname in plan.stamped
-    }
+    stamps = {field.attname: field.get_db_prep_save(now, connection) for field in plan.stamped}
     params = []
     for instance in instances:
         for field in plan.fields:

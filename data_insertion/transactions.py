@@ -137,15 +137,17 @@ def _held() -> list[str]:
     return _thread_state.held
 
 
-def use_connection(alias: str) -> None:
-    """Count the calling thread's connection to `alias` against the cap before it is used.
+def use_connection(connection) -> None:
+    """Count the calling thread's `connection` (from django.db.connections) against its
+    database's cap before it is used.
 
     Within a write transaction, on a server database, the first use takes a permit (waiting
     for one if need be), returned when the outermost write transaction ends. Elsewhere (SQLite,
     or outside a write transaction) it does nothing.
     """
+    alias = connection.alias
     held = _held()
-    if _thread_state.depth == 0 or alias in held or connections[alias].vendor == "sqlite":
+    if _thread_state.depth == 0 or alias in held or connection.vendor == "sqlite":
         return
     if not _permit(alias).acquire(timeout=PERMIT_TIMEOUT_SECONDS):
         raise ConnectionsBusy(
@@ -264,7 +266,7 @@ def write_transaction(alias: str, lock_keys: Sequence[str] = ()) -> Iterator[Non
                     with _sqlite_transaction(connection):
                         yield
             return
-        use_connection(alias)
+        use_connection(connection)
         if vendor == "mysql" and lock_keys:
             names = _mysql_lock_names(alias, lock_keys)
             _mysql_lock(alias, names)
