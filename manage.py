@@ -20,9 +20,13 @@ def main() -> None:
         # is one line saying which, not a traceback.
         sys.exit(f"Configuration error: {error}")
     except BrokenPipeError:
-        # The reader went away (`... | head`): stop quietly, as command-line tools do.
+        # The reader went away (`... | head`): say so on stderr, which is still open, and stop.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
+        sys.exit(
+            "Output stopped: standard output was closed (the reader went away, as with "
+            "`| head`). Records already taken were committed or rolled back; --json or "
+            "--details keeps a whole run's results."
+        )
 
 
 if __name__ == "__main__":

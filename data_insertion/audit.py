@@ -25,11 +25,11 @@ from django.db import DatabaseError, connections
 from django.db.models import DecimalField, Field, Model, TextField
 from django.db.models.functions import Cast
 
-from distributed_system.routers import database_for_model
-
 from .models import Order, Product, User, normalize_email
+from .persistence import LOOKUP_CHUNK
+from .results import reasons_text
 from .services import UNKNOWN_PRODUCT, UNKNOWN_USER, field_errors
-from .statements import LOOKUP_CHUNK
+from .topology import database_for_model
 
 PAGE_SIZE = 2000
 # Looking for repeated email hashes holds at most about this many in a set at a time.
@@ -47,7 +47,6 @@ KINDS = {
     "missing_user": "orders whose user does not exist",
     "missing_product": "orders whose product does not exist",
 }
-INVALID_KINDS = {User: "invalid_user", Product: "invalid_product", Order: "invalid_order"}
 
 
 class AuditError(Exception):
@@ -329,10 +328,9 @@ def _stored_value(field: Field) -> str | Cast:
 def _check_fields(instance: Model, findings: _Findings) -> None:
     errors = field_errors(instance)  # the very validation the services run before inserting
     if errors:
-        reasons = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in errors.items())
-        findings.add(
-            INVALID_KINDS[type(instance)], f"{instance._meta.model_name} {instance.pk}: {reasons}"
-        )
+        reasons = reasons_text(errors)
+        model = instance._meta.model_name
+        findings.add(f"invalid_{model}", f"{model} {instance.pk}: {reasons}")
 
 
 def _one_line(text: str) -> str:

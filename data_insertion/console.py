@@ -1,6 +1,6 @@
 """The console view of a run: per-record lines in the seed's style and the summary table."""
 
-from .services import FAILED, INSERTED, InsertionResult
+from .results import InsertionResult, Status, visible
 from .summary import RunSummary
 
 
@@ -10,10 +10,10 @@ def record_line(result: InsertionResult) -> str:
         subject = f"order for {result.label}"
     else:
         subject = f"{result.model}: {result.label}"
-    if result.status == INSERTED:
-        return f"Inserted {subject}"
-    verb = "Failed" if result.status == FAILED else "Rejected"
-    return f"{verb} {subject} - {result.reasons}"
+    if result.status == Status.INSERTED:
+        return visible(f"Inserted {subject}")
+    verb = "Failed" if result.status == Status.FAILED else "Rejected"
+    return visible(f"{verb} {subject} - {result.reasons}")
 
 
 def summary_lines(summary: RunSummary) -> list[str]:
@@ -46,7 +46,7 @@ def summary_lines(summary: RunSummary) -> list[str]:
         f"  {model.model}: {reason.count:,} x {reason.field}: {reason.message}"
         for model in summary.models.values()
         for reason in model.reasons
-        if reason.status == FAILED
+        if reason.status == Status.FAILED
     ]
     if failures:
         lines += ["", "Failed to commit, by reason:", *failures]

@@ -20,68 +20,26 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, OperationalError
 from django.db.models import Model
 
-from distributed_system.routers import database_for_model
-
 from .models import Order, Product, User
-from .statements import existing_values, insert_row, insert_rows
-from .transactions import LockNotAcquired, savepoint, write_transaction
-
-INSERTED = "inserted"
-REJECTED = "rejected"
-FAILED = "failed"
+from .persistence import existing_rows, existing_values, insert_rows
+from .results import InsertionResult, Status
+from .topology import backend, database_for_model, is_transient
 
 DUPLICATE_EMAIL = "A user with this email already exists."
 UNKNOWN_USER = "No user with this id exists in the users database."
 UNKNOWN_PRODUCT = "No product with this id exists in the products database."
-
-USERS_DB = database_for_model(User)
-PRODUCTS_DB = database_for_model(Product)
 
 # Transient errors (a lock held by another process, a deadlock, a serialization failure) are
 # retried this many times in all, sleeping about 50 ms, 100 ms, 200 ms, ... in between.
 MAX_ATTEMPTS = 5
 BACKOFF_SECONDS = 0.05
 BACKOFF_CAP_SECONDS = 1.0
-
-
-class InsertionResult(NamedTuple):
-    """One record's verdict. Immutable; a named tuple because the engine makes one per record
-    and a frozen dataclass took twice as long to build."""
-
-    model: str
-    status: str
-    pk: int | None
-    errors: dict[str, list[str]]
-    thread: str
-    latency: float
-    attempts: int = 1
-    # The record as validated (and, if inserted, saved); None when preparing it failed.
-    instance: Model | None = None
-
-    @property
-    def values(self) -> dict[str, str]:
-        """The record's fields as text, as the console and report show them (made on demand:
-        most results are only counted)."""
-        return {} if self.instance is None else _display_values(self.instance)
-
-    @property
-    def label(self) -> str:
-        """How the console names the record: "Alice", "Laptop", "user_id: 3"."""
-        values = self.values
-        if self.model == "order":
-            return f"user_id: {values.get('user_id', '')}"
-        return values.get("name") or "(no name)"
-
-    @property
-    def reasons(self) -> str:
-        """All errors on one line: "email: Enter a valid email address."."""
-        return "; ".join(f"{name}: {' '.join(messages)}" for name, messages in self.errors.items())
 
 
 @dataclass(slots=True)
@@ -141,48 +99,44 @@ def commit_records(records: Sequence[PreparedRecord]) -> list[InsertionResult]:
     A record that breaks a rule is rejected without touching the others; if the batch insert
     fails, each record is retried in its own savepoint so one bad row never fails its batch.
     """
-    verdicts: dict[int, tuple[str, dict[str, list[str]]]] = {
-        i: (REJECTED, record.errors) for i, record in enumerate(records) if record.errors
+    verdicts: dict[int, tuple[Status, dict[str, list[str]]]] = {
+        i: (Status.REJECTED, record.errors) for i, record in enumerate(records) if record.errors
     }
     valid = [i for i in range(len(records)) if i not in verdicts]
     attempts = 1
     if valid:
-        model = records[valid[0]].model
-        alias = database_for_model(records[valid[0]].instance)
-        check = _CHECKS.get(model)
-        lock_keys = (
-            sorted({records[i].instance.email_normalized for i in valid})
-            if (model == "user")
-            else []
-        )
+        first = records[valid[0]]
+        database = backend(database_for_model(first.instance))
+        check = _CHECKS.get(first.model)
+        lock_keys = _lock_keys([records[i].instance for i in valid])
         for attempts in range(1, MAX_ATTEMPTS + 1):
-            outcome: dict[int, tuple[str, dict[str, list[str]]]] = {}
+            outcome: dict[int, tuple[Status, dict[str, list[str]]]] = {}
             try:
-                with write_transaction(alias, lock_keys):
+                with database.write_transaction(lock_keys):
                     if check is not None:
                         for i, errors in check([records[i] for i in valid]).items():
-                            outcome[valid[i]] = (REJECTED, errors)
+                            outcome[valid[i]] = (Status.REJECTED, errors)
                     to_insert = [i for i in valid if i not in outcome]
-                    for i, error in _insert([records[i].instance for i in to_insert], alias):
-                        outcome[to_insert[i]] = (FAILED, {"database": [_error_text(error)]})
+                    for i, error in _insert([records[i].instance for i in to_insert], database):
+                        outcome[to_insert[i]] = (Status.FAILED, {"database": [_error_text(error)]})
             except OperationalError as error:
                 if attempts < MAX_ATTEMPTS and is_transient(error):
                     _sleep_before_retry(attempts)
                     continue
-                outcome = {i: (FAILED, {"database": [_error_text(error)]}) for i in valid}
+                outcome = {i: (Status.FAILED, {"database": [_error_text(error)]}) for i in valid}
             except DatabaseError as error:
-                outcome = {i: (FAILED, {"database": [_error_text(error)]}) for i in valid}
+                outcome = {i: (Status.FAILED, {"database": [_error_text(error)]}) for i in valid}
             verdicts.update(outcome)
             break
     finished = time.perf_counter()
     results = []
     for i, record in enumerate(records):
-        status, errors = verdicts.get(i, (INSERTED, {}))
+        status, errors = verdicts.get(i, (Status.INSERTED, {}))
         results.append(
             InsertionResult(
                 model=record.model,
                 status=status,
-                pk=record.instance.pk if status == INSERTED else None,
+                pk=record.instance.pk if status is Status.INSERTED else None,
                 errors=errors,
                 thread=record.thread,
                 latency=finished - record.started,
@@ -194,44 +148,60 @@ def commit_records(records: Sequence[PreparedRecord]) -> list[InsertionResult]:
 
 
 def other_row_errors(instance: Model) -> dict[str, list[str]]:
-    """The rules that need other rows, for one record being added or changed (the admin)."""
-    if isinstance(instance, User):
-        taken = User.objects.filter(email_normalized=instance.email_normalized)
-        if taken.exclude(pk=instance.pk).exists():
-            return {"email": [DUPLICATE_EMAIL]}
-    elif isinstance(instance, Order):
-        return _check_references([PreparedRecord(instance, {}, 0.0, "")]).get(0, {})
-    return {}
+    """The rules that need other rows, for one record being added or changed (the admin's
+    form); the same checks an insert runs."""
+    check = _CHECKS.get(instance._meta.model_name)
+    if check is None:
+        return {}
+    return check([PreparedRecord(instance, {}, 0.0, "")]).get(0, {})
 
 
 def save_checked(instance: Model) -> dict[str, list[str]]:
     """Save a new or changed record after its other-row rules, in one write transaction, as
-    commit_records does for inserts; return the errors instead when a rule fails."""
-    lock_keys = [instance.email_normalized] if isinstance(instance, User) else []
-    with write_transaction(database_for_model(instance), lock_keys):
+    commit_records does for inserts (a new record takes the very same insert path); return
+    the errors instead when a rule fails."""
+    database = backend(database_for_model(instance))
+    with database.write_transaction(_lock_keys([instance])):
         errors = other_row_errors(instance)
         if not errors:
-            instance.save(using=database_for_model(instance))
+            if instance._state.adding:
+                insert_rows([instance], database.alias)
+            else:
+                instance.save(using=database.alias)
     return errors
 
 
+def _lock_keys(instances: list[Model]) -> list[str]:
+    """The keys a write must hold so that no other writer can insert the same one meanwhile:
+    a user's normalized email."""
+    return sorted({i.email_normalized for i in instances if isinstance(i, User)})
+
+
 def _check_unique_emails(records: list[PreparedRecord]) -> dict[int, dict[str, list[str]]]:
-    """Emails already in the users database, and repeats within the batch (first one wins)."""
+    """Emails another user already has, and repeats within the batch (the first one wins).
+    A user being changed does not collide with its own row."""
     keys = [record.instance.email_normalized for record in records]
-    taken = existing_values(User, USERS_DB, "email_normalized", keys)
+    owners: dict[str, set[int]] = {}
+    for key, pk in existing_rows(User, database_for_model(User), ("email_normalized", "id"), keys):
+        owners.setdefault(key, set()).add(pk)
     duplicates = {}
-    for i, key in enumerate(keys):
-        if key in taken:
+    seen = set()
+    for i, (record, key) in enumerate(zip(records, keys, strict=True)):
+        if key in seen or owners.get(key, set()) - {record.instance.pk}:
             duplicates[i] = {"email": [DUPLICATE_EMAIL]}
-        taken.add(key)
+        seen.add(key)
     return duplicates
 
 
 def _check_references(records: list[PreparedRecord]) -> dict[int, dict[str, list[str]]]:
     # Users and products are never deleted while orders are inserted, so a row seen here is
     # still there when the order commits.
-    users = existing_values(User, USERS_DB, "id", [r.instance.user_id for r in records])
-    products = existing_values(Product, PRODUCTS_DB, "id", [r.instance.product_id for r in records])
+    users = existing_values(
+        User, database_for_model(User), "id", [r.instance.user_id for r in records]
+    )
+    products = existing_values(
+        Product, database_for_model(Product), "id", [r.instance.product_id for r in records]
+    )
     problems = {}
     for i, record in enumerate(records):
         errors = {}
@@ -244,22 +214,23 @@ def _check_references(records: list[PreparedRecord]) -> dict[int, dict[str, list
     return problems
 
 
+# The rules that need other rows, by model.
 _CHECKS: dict[str, Callable[[list[PreparedRecord]], dict[int, dict[str, list[str]]]]] = {
     "user": _check_unique_emails,
     "order": _check_references,
 }
 
 
-def _insert(instances: list[Model], alias: str) -> list[tuple[int, DatabaseError]]:
+def _insert(instances: list[Model], database) -> list[tuple[int, DatabaseError]]:
     """Insert all; return (position, error) for rows that could not be written."""
     if not instances:
         return []
     if len(instances) == 1:
-        insert_row(instances[0], alias)
+        insert_rows(instances, database.alias)
         return []
     try:
-        with savepoint(alias):
-            insert_rows(instances, alias)
+        with database.savepoint():
+            insert_rows(instances, database.alias)
         return []
     except OperationalError:
         raise  # transient: the whole batch is retried
@@ -268,50 +239,14 @@ def _insert(instances: list[Model], alias: str) -> list[tuple[int, DatabaseError
     failures = []
     for position, instance in enumerate(instances):
         try:
-            with savepoint(alias):
-                insert_row(instance, alias)
+            with database.savepoint():
+                insert_rows([instance], database.alias)
         except OperationalError:
             raise
         except DatabaseError as error:
             instance.pk = None
             failures.append((position, error))
     return failures
-
-
-def unexpected_failure(
-    model: str, error: Exception, started: float, thread: str | None = None
-) -> InsertionResult:
-    """The verdict for a record whose insert raised something no service anticipated; `thread`
-    is the worker that submitted it (the current thread unless a writer commits for it)."""
-    return InsertionResult(
-        model=model,
-        status=FAILED,
-        pk=None,
-        errors={"error": [f"{type(error).__name__}: {error}"]},
-        thread=thread or threading.current_thread().name,
-        latency=time.perf_counter() - started,
-    )
-
-
-# PostgreSQL: serialization failure, deadlock, lock not available. MySQL/MariaDB: lock wait
-# timeout, deadlock. SQLite says "database is locked" or "database table is locked".
-TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03"}
-TRANSIENT_MYSQL_CODES = {1205, 1213}
-
-
-def is_transient(error: OperationalError) -> bool:
-    """Whether trying again can succeed: another writer held a lock, or the server picked this
-    transaction as a deadlock or serialization victim. A full disk or a broken file cannot."""
-    if isinstance(error, LockNotAcquired):
-        return True
-    cause = error.__cause__
-    args = getattr(cause, "args", ())
-    if args and isinstance(args[0], int):  # a MySQL/MariaDB error number (PyMySQL, mysqlclient)
-        return args[0] in TRANSIENT_MYSQL_CODES
-    sqlstate = getattr(cause, "sqlstate", None)  # psycopg
-    if sqlstate is not None:
-        return sqlstate in TRANSIENT_SQLSTATES
-    return "locked" in str(error).lower()
 
 
 def _sleep_before_retry(attempt: int) -> None:
@@ -343,20 +278,6 @@ def derived_fields(model: type[Model]) -> list[str]:
     if model not in DERIVED_FIELDS:
         DERIVED_FIELDS[model] = [f.name for f in model._meta.fields if not f.editable]
     return DERIVED_FIELDS[model]
-
-
-_DISPLAY_FIELDS = {
-    "user": ("name", "email"),
-    "product": ("name", "price"),
-    "order": ("user_id", "product_id", "quantity"),
-}
-
-
-def _display_values(instance: Model) -> dict[str, str]:
-    return {
-        name: "" if getattr(instance, name) is None else str(getattr(instance, name))
-        for name in _DISPLAY_FIELDS[instance._meta.model_name]
-    }
 
 
 def _as_text(value: Any) -> str:

@@ -1,8 +1,10 @@
 """Turns results into the numbers every output shows: console, JSON and PDF render one RunSummary.
 
 Counting happens here and nowhere else. The engine feeds each result to a ModelTally while the
-run goes on (bounded memory: counts, a histogram, a capped sample of records); at the end
-build_summary() turns the tallies and the rows counted in each database into a RunSummary.
+run goes on (bounded memory: counts, a histogram, a capped sample of records); the tallies of
+a run's slices merge (RunTally.merge) into the tally of the whole; at the end build_summary()
+turns the tallies and the rows counted in each database into a RunSummary, whose `problems`
+are the one verdict the console, the PDF and the exit status all render.
 """
 
 import math
@@ -10,14 +12,14 @@ import threading
 import time
 from array import array
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .histogram import LatencyHistogram
-from .services import FAILED, INSERTED, REJECTED, InsertionResult
+from .results import MODELS, InsertionResult, Status
 
-MODELS = ("user", "product", "order")
+INTERRUPTED_EXIT_CODE = 130  # what shells report for a process stopped by Ctrl-C
 PERCENTILES = {"p50": 50, "p90": 90, "p95": 95, "p99": 99, "p99_9": 99.9}
 # Every rejected or failed record is kept up to this many per model, successes up to the other;
 # beyond that they are counted, not stored, so a million-record run stays small.
@@ -111,6 +113,12 @@ class ModelSummary:
         return self.inserted / valid if valid else 1.0
 
 
+@dataclass(frozen=True)
+class Problem:
+    message: str
+    exit_code: int
+
+
 @dataclass
 class RunSummary:
     run_id: str
@@ -138,11 +146,50 @@ class RunSummary:
         return sum(max(0, self.config["records"] - m.attempted) for m in self.models.values())
 
     @property
+    def problems(self) -> list["Problem"]:
+        """Why the run did not pass, each with the exit status it calls for; empty when every
+        record got a verdict, none failed, the rows add up and the output was written."""
+        problems = []
+        if self.output_error:
+            problems.append(
+                Problem(
+                    f"the run's output could not be written ({self.output_error}); every "
+                    "record was counted all the same",
+                    1,
+                )
+            )
+        if self.interrupted:
+            problems.append(
+                Problem(
+                    "interrupted: the counts are what was committed before the stop",
+                    INTERRUPTED_EXIT_CODE,
+                )
+            )
+        if self.failed:
+            problems.append(
+                Problem(
+                    f"{self.failed:,} valid records failed to commit (the reasons are listed; "
+                    "--details gives every record)",
+                    1,
+                )
+            )
+        if self.unattempted:
+            problems.append(Problem(f"{self.unattempted:,} records never got a verdict", 1))
+        if not self.reconciled:
+            problems.append(
+                Problem("the rows counted in the databases do not reconcile with 'inserted'", 1)
+            )
+        return problems
+
+    @property
     def ok(self) -> bool:
-        """Every record got a verdict, none failed, and the rows in each database add up."""
-        return (
-            not self.interrupted and self.unattempted == 0 and self.failed == 0 and self.reconciled
-        )
+        return not self.problems
+
+    @property
+    def exit_code(self) -> int:
+        """0 when the run passed; else the most telling status among its problems (130 for an
+        interrupted run, 1 otherwise)."""
+        return max((problem.exit_code for problem in self.problems), default=0)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -179,6 +226,10 @@ class _ThreadTally:
     def __init__(self) -> None:
         self.handled = self.inserted = self.rejected = self.failed = 0
         self.latency = 0.0
+
+    def merge(self, other: "_ThreadTally") -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
 class ModelTally:
@@ -220,14 +271,14 @@ class ModelTally:
                     thread = threads[result.thread] = _ThreadTally()
                 thread.handled += 1
                 thread.latency += latency
-                if result.status == INSERTED:
+                if result.status == Status.INSERTED:
                     thread.inserted += 1
                     self.inserted_pks.append(result.pk)
                     self.timeline[bucket] += 1
                     keep = self.inserted_records_kept < INSERTED_RECORDS_KEPT
                     self.inserted_records_kept += keep
                 else:
-                    if result.status == REJECTED:
+                    if result.status == Status.REJECTED:
                         thread.rejected += 1
                     else:
                         thread.failed += 1
@@ -251,6 +302,69 @@ class ModelTally:
     @property
     def attempted(self) -> int:
         return sum(self.counts.values())
+
+    def merge(self, other: "ModelTally") -> None:
+        """Add another slice's tally of the same model (same time origin) to this one."""
+        with self._lock:
+            self.first_started = _earliest(self.first_started, other.first_started)
+            if other.last_finished is not None:
+                self.last_finished = max(
+                    self.last_finished or other.last_finished, other.last_finished
+                )
+            self.counts.update(other.counts)
+            self.histogram.merge(other.histogram)
+            for name, thread in other.threads.items():
+                self.threads.setdefault(name, _ThreadTally()).merge(thread)
+            self.reasons.update(other.reasons)
+            self.timeline.update(other.timeline)
+            self.inserted_pks.extend(other.inserted_pks)
+            for record in other.records:
+                inserted = record.status == Status.INSERTED
+                if inserted and self.inserted_records_kept < INSERTED_RECORDS_KEPT:
+                    self.inserted_records_kept += 1
+                elif not inserted and self.problem_records_kept < PROBLEM_RECORDS_KEPT:
+                    self.problem_records_kept += 1
+                else:
+                    continue
+                self.records.append(record)
+
+
+def _earliest(first: float | None, second: float | None) -> float | None:
+    return second if first is None else first if second is None else min(first, second)
+
+
+class RunTally:
+    """The tallies of every model for one slice of a run, or for the whole run once the
+    slices' tallies are merged."""
+
+    def __init__(self, run_started: float) -> None:
+        self.models = {model: ModelTally(model, run_started) for model in MODELS}
+
+    def add_all(self, results: Sequence[InsertionResult]) -> None:
+        """Count results that finished together (all of one model)."""
+        self.models[results[0].model].add_all(results)
+
+    def results_counter(
+        self, also: Callable[[list[InsertionResult]], None]
+    ) -> Callable[[list[InsertionResult]], None]:
+        """A callback for the engine: counts the results, then hands them to `also`."""
+
+        def count(results: list[InsertionResult]) -> None:
+            self.add_all(results)
+            also(results)
+
+        return count
+
+    def merge(self, other: "RunTally") -> None:
+        for model, tally in other.models.items():
+            self.models[model].merge(tally)
+
+    @classmethod
+    def merged(cls, tallies: Iterable["RunTally"], run_started: float) -> "RunTally":
+        whole = cls(run_started)
+        for tally in tallies:
+            whole.merge(tally)
+        return whole
 
 
 def _ms(seconds: float) -> float:
@@ -305,7 +419,7 @@ def build_summary(
             if tally.first_started is not None and tally.last_finished is not None
             else 0.0
         )
-        inserted = tally.counts[INSERTED]
+        inserted = tally.counts[Status.INSERTED]
         steps = max(1, round(interval / TIMELINE_RESOLUTION_SECONDS))
         points = math.ceil(duration_seconds / interval) if duration_seconds else 0
         timeline = [0] * points
@@ -316,8 +430,8 @@ def build_summary(
             database=model_databases[model],
             attempted=tally.attempted,
             inserted=inserted,
-            rejected=tally.counts[REJECTED],
-            failed=tally.counts[FAILED],
+            rejected=tally.counts[Status.REJECTED],
+            failed=tally.counts[Status.FAILED],
             wall_seconds=round(wall, 4),
             rows_per_second=round(inserted / wall, 1) if wall > 0 else 0.0,
             latency_ms=_latency_summary(tally.histogram),

@@ -1,22 +1,6 @@
-"""Routes each model of data_insertion to its own database; Django's own tables stay in default."""
+"""Routes each model to the database the topology gives it; Django's own tables stay in default."""
 
-from django.db.models import Model
-
-APP_LABEL = "data_insertion"
-
-# The one place that says where each model lives.
-MODEL_DATABASES = {
-    "user": "users_db",
-    "product": "products_db",
-    "order": "orders_db",
-}
-
-
-def database_for_model(model: type[Model] | Model) -> str:
-    meta = model._meta
-    if meta.app_label == APP_LABEL:
-        return MODEL_DATABASES[meta.model_name]
-    return "default"
+from data_insertion.topology.placement import allows_table, database_for_model
 
 
 class ModelDatabaseRouter:
@@ -31,6 +15,4 @@ class ModelDatabaseRouter:
         return database_for_model(obj1) == database_for_model(obj2)
 
     def allow_migrate(self, db, app_label, model_name=None, **hints):
-        if app_label == APP_LABEL:
-            return model_name is not None and MODEL_DATABASES.get(model_name) == db
-        return db == "default"
+        return allows_table(db, app_label, model_name)

@@ -6,10 +6,10 @@ Everything a deployment changes comes from the environment; the defaults suit a 
 import math
 import os
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from data_insertion.topology.databases import configured_databases
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -110,99 +110,17 @@ WSGI_APPLICATION = "distributed_system.wsgi.application"
 # How long a SQLite transaction waits for another process's write lock before "database is
 # locked" (then the service retries a few times with backoff).
 SQLITE_TIMEOUT_SECONDS = _env_number("DS_SQLITE_TIMEOUT", 30.0, minimum=0.0, number=float)
-
-
-def sqlite_database(filename: str, data_dir: Path = DATA_DIR) -> dict:
-    """A SQLite alias set up for many concurrent writers, through Django's own OPTIONS.
-
-    WAL lets readers run beside the writer; synchronous=NORMAL is safe in WAL against process
-    crashes; IMMEDIATE takes the write lock at BEGIN, so a transaction that reads then writes
-    waits for the lock (up to `timeout`) instead of failing with "database is locked".
-    """
-    return {
-        "ENGINE": "django.db.backends.sqlite3",
-        "NAME": data_dir / filename,
-        "OPTIONS": {
-            "init_command": "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL",
-            "transaction_mode": "IMMEDIATE",
-            "timeout": SQLITE_TIMEOUT_SECONDS,
-        },
-        "TEST": {"NAME": str(data_dir / f"test_{filename}")},
-    }
-
-
 # The most connections this process opens to one server database (PostgreSQL or MariaDB): one
 # for the main thread (migrations, counts), the rest shared by the threads that write, each
-# holding one only for the length of a transaction (data_insertion.transactions). SQLite files
-# are not servers and have no such limit.
-# A server that accepts a connection but never answers (a wrong port, a proxy) fails fast.
-SERVER_CONNECT_TIMEOUT_SECONDS = 10
-SERVER_READ_TIMEOUT_SECONDS = 120
+# holding one only for the length of a transaction (data_insertion.topology.connections).
+# SQLite files are not servers and have no such limit.
 MAX_CONNECTIONS_PER_DATABASE = _env_number("DS_MAX_CONNECTIONS_PER_DATABASE", 20, minimum=2)
 
-
-def server_database(url: str) -> dict:
-    """An alias on a PostgreSQL or MariaDB/MySQL server, from a URL such as
-    postgres://user:password@host:5432/name or mysql://user:password@host:3306/name.
-
-    Connections come from a pool of MAX_CONNECTIONS_PER_DATABASE (psycopg's on PostgreSQL, our
-    own on MariaDB), so a connection handed back after a transaction is reused, not reopened.
-    The backends are Django's, adjusted in distributed_system.backends.
-    """
-    scheme = urlsplit(url).scheme
-    if scheme == "mariadb":  # dj-database-url knows it as mysql://
-        url = "mysql" + url[len(scheme) :]
-    try:
-        database = dj_database_url.parse(url)
-    except ValueError:  # an unknown scheme, or a malformed URL
-        database = {"ENGINE": None}
-    options = database.setdefault("OPTIONS", {})
-    if database["ENGINE"] == "django.db.backends.postgresql":
-        # Django's PostgreSQL backend, failing at once when the server refuses the pool.
-        database["ENGINE"] = "distributed_system.backends.postgresql"
-        options["pool"] = {
-            "min_size": min(4, MAX_CONNECTIONS_PER_DATABASE),
-            "max_size": MAX_CONNECTIONS_PER_DATABASE,
-        }
-        options.setdefault("connect_timeout", SERVER_CONNECT_TIMEOUT_SECONDS)
-    elif database["ENGINE"] == "django.db.backends.mysql":
-        # Django's MySQL backend (on mysqlclient, or PyMySQL where that is not installed) with
-        # idle connections kept for reuse, as PostgreSQL's pool does.
-        database["ENGINE"] = "distributed_system.backends.mysql"
-        options["pool"] = {"max_size": MAX_CONNECTIONS_PER_DATABASE}
-        options.setdefault("connect_timeout", SERVER_CONNECT_TIMEOUT_SECONDS)
-        # Longer than any lock wait (GET_LOCK 30 s, InnoDB's 50 s): a server that stops
-        # answering fails the transaction instead of hanging the run.
-        options.setdefault("read_timeout", SERVER_READ_TIMEOUT_SECONDS)
-    else:
-        # The URL itself is not repeated: it may hold a password.
-        raise ImproperlyConfigured(
-            f"{scheme or 'a URL without a scheme'}:// is not supported: use postgres://, "
-            "mysql:// (or mariadb://) or sqlite://"
-        )
-    return database
-
-
-def configured_database(variable: str, filename: str) -> dict:
-    """The alias a URL in `variable` names; a SQLite file in DATA_DIR when it is unset."""
-    url = os.environ.get(variable, "").strip()
-    if not url:
-        return sqlite_database(filename)
-    if urlsplit(url).scheme == "sqlite":
-        path = Path(dj_database_url.parse(url)["NAME"]).resolve()
-        return sqlite_database(path.name, path.parent)
-    try:
-        return server_database(url)
-    except ImproperlyConfigured as error:
-        raise ImproperlyConfigured(f"{variable}: {error}") from None
-
-
-DATABASES = {
-    "default": configured_database("DEFAULT_DATABASE_URL", "default.db"),
-    "users_db": configured_database("USERS_DATABASE_URL", "users.db"),
-    "products_db": configured_database("PRODUCTS_DATABASE_URL", "products.db"),
-    "orders_db": configured_database("ORDERS_DATABASE_URL", "orders.db"),
-}
+# Every alias the topology knows (data_insertion.topology), each a SQLite file in DATA_DIR or
+# a server named by its *_DATABASE_URL.
+DATABASES = configured_databases(
+    os.environ, DATA_DIR, SQLITE_TIMEOUT_SECONDS, MAX_CONNECTIONS_PER_DATABASE
+)
 
 DATABASE_ROUTERS = ["distributed_system.routers.ModelDatabaseRouter"]
 

@@ -10,19 +10,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from data_insertion.topology.databases import configured_databases
 from distributed_system.settings import *  # noqa: F403
-from distributed_system.settings import DATABASES, sqlite_database
+from distributed_system.settings import MAX_CONNECTIONS_PER_DATABASE, SQLITE_TIMEOUT_SECONDS
 
 DATA_DIR = Path(tempfile.mkdtemp(prefix="distributed-system-tests-"))
 atexit.register(shutil.rmtree, DATA_DIR, ignore_errors=True)
 
-# SQLite files whatever *_DATABASE_URL says: the server tests start their own processes.
-for _alias, _filename in {
-    "default": "default.db",
-    "users_db": "users.db",
-    "products_db": "products.db",
-    "orders_db": "orders.db",
-}.items():
-    DATABASES[_alias] = sqlite_database(_filename, DATA_DIR)
+# SQLite files whatever *_DATABASE_URL says (an empty environment): the server tests start
+# their own processes.
+DATABASES = configured_databases({}, DATA_DIR, SQLITE_TIMEOUT_SECONDS, MAX_CONNECTIONS_PER_DATABASE)
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -95,13 +95,13 @@ def test_failed_records_make_the_command_exit_non_zero(monkeypatch):
 
     from data_insertion import services
 
-    def locked(instance, alias):
-        if instance._meta.model_name == "product":
+    def locked(instances, alias):
+        if instances[0]._meta.model_name == "product":
             raise OperationalError("database is locked")
-        real_insert_row(instance, alias)
+        real_insert_rows(instances, alias)
 
-    real_insert_row = services.insert_row
-    monkeypatch.setattr(services, "insert_row", locked)
+    real_insert_rows = services.insert_rows
+    monkeypatch.setattr(services, "insert_rows", locked)
     monkeypatch.setattr(services, "BACKOFF_SECONDS", 0.0001)
     with pytest.raises(CommandError) as error:
         run("insert_data", verbosity=0)

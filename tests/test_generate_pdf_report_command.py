@@ -11,7 +11,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from pypdf import PdfReader
 
-from data_insertion.cli import SimulationCommand
+from data_insertion.management.run_command import RunCommand
 from data_insertion.models import Order, Product, User
 from data_insertion.summary import RunSummary
 from tests.conftest import all_databases
@@ -100,10 +100,10 @@ def test_from_json_renders_a_saved_run_without_running_again(output_dir):
 def no_simulation(monkeypatch):
     """Fails the test if the command starts a run."""
 
-    def run(self, options):
+    def run(self, *args):
         raise AssertionError("the simulation ran")
 
-    monkeypatch.setattr(SimulationCommand, "run", run)
+    monkeypatch.setattr(RunCommand, "run", run)
 
 
 def one_line_error(*args, **options) -> str:

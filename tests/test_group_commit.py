@@ -5,18 +5,16 @@ import threading
 from django.db import DatabaseError
 
 from data_insertion import services
+from data_insertion.engine import SimulationConfig, run_simulation
 from data_insertion.models import Order, Product, User
+from data_insertion.results import Status
 from data_insertion.services import (
     DUPLICATE_EMAIL,
-    FAILED,
-    INSERTED,
-    REJECTED,
     commit_records,
     prepare_order,
     prepare_product,
     prepare_user,
 )
-from data_insertion.simulation import SimulationConfig, run_simulation
 from tests.conftest import all_databases
 
 pytestmark = all_databases
@@ -30,7 +28,12 @@ def test_a_batch_gives_each_record_its_own_verdict():
         prepare_user(name="D", email="d@example.com"),
     ]
     results = commit_records(batch)
-    assert [r.status for r in results] == [INSERTED, REJECTED, REJECTED, INSERTED]
+    assert [r.status for r in results] == [
+        Status.INSERTED,
+        Status.REJECTED,
+        Status.REJECTED,
+        Status.INSERTED,
+    ]
     assert results[2].errors == {"email": [DUPLICATE_EMAIL]}
     assert sorted(User.objects.values_list("email", flat=True)) == [
         "a@example.com",
@@ -44,7 +47,7 @@ def test_a_batch_rejects_emails_committed_earlier():
     results = commit_records(
         [prepare_user(name="B", email="TAKEN@example.com"), prepare_user(name="C", email="c@e.co")]
     )
-    assert [r.status for r in results] == [REJECTED, INSERTED]
+    assert [r.status for r in results] == [Status.REJECTED, Status.INSERTED]
 
 
 def test_a_batch_checks_references_per_order():
@@ -57,27 +60,25 @@ def test_a_batch_checks_references_per_order():
             prepare_order(user_id=user.pk, product_id=product.pk + 50, quantity=2),
         ]
     )
-    assert [r.status for r in results] == [INSERTED, REJECTED, REJECTED]
+    assert [r.status for r in results] == [Status.INSERTED, Status.REJECTED, Status.REJECTED]
     assert Order.objects.count() == 1
 
 
 def test_one_bad_row_fails_alone_when_the_batch_insert_fails(monkeypatch):
     """The bulk insert fails; each row is retried in its own savepoint; only the bad one fails."""
-    real_insert_row = services.insert_row
+    real_insert_rows = services.insert_rows
 
-    def refuse_bulk(instances, alias):
-        raise DatabaseError("bulk insert refused")
-
-    def refuse_one(instance, alias):
-        if instance.name == "Bad":
+    def refuse_bulk_and_bad(instances, alias):
+        if len(instances) > 1:
+            raise DatabaseError("bulk insert refused")
+        if instances[0].name == "Bad":
             raise DatabaseError("this row cannot be written")
-        real_insert_row(instance, alias)
+        real_insert_rows(instances, alias)
 
-    monkeypatch.setattr(services, "insert_rows", refuse_bulk)
-    monkeypatch.setattr(services, "insert_row", refuse_one)
+    monkeypatch.setattr(services, "insert_rows", refuse_bulk_and_bad)
     batch = [prepare_product(name=name, price="1") for name in ("Good", "Bad", "Fine")]
     results = commit_records(batch)
-    assert [r.status for r in results] == [INSERTED, FAILED, INSERTED]
+    assert [r.status for r in results] == [Status.INSERTED, Status.FAILED, Status.INSERTED]
     assert results[1].errors == {"database": ["this row cannot be written"]}
     assert sorted(Product.objects.values_list("name", flat=True)) == ["Fine", "Good"]
 

@@ -6,9 +6,9 @@ import threading
 import pytest
 from django.core.management import CommandError, call_command
 
-from data_insertion import cli
+from data_insertion.engine import SimulationConfig, run_simulation
+from data_insertion.management import run_command
 from data_insertion.models import Order, Product, User
-from data_insertion.simulation import SimulationConfig, run_simulation
 from tests.conftest import all_databases
 
 pytestmark = all_databases
@@ -39,13 +39,13 @@ def test_a_stopped_run_counts_only_what_was_done_and_still_reconciles(batch_size
 
 
 def test_the_command_exits_130_after_printing_the_summary(monkeypatch):
-    real_run_simulation = cli.run_simulation
+    real_run_simulation = run_command.run_simulation
 
     def interrupted_at_once(config, on_result, stop):
         stop.set()  # as the Ctrl-C handler does
         return real_run_simulation(config, on_result=on_result, stop=stop)
 
-    monkeypatch.setattr(cli, "run_simulation", interrupted_at_once)
+    monkeypatch.setattr(run_command, "run_simulation", interrupted_at_once)
     out = io.StringIO()
     with pytest.raises(CommandError) as error:
         call_command("insert_data", records=1000, seed=1, verbosity=0, stdout=out)

@@ -7,9 +7,9 @@ import types
 import pytest
 from django.db import IntegrityError, OperationalError, connections
 
-from data_insertion import simulation
+from data_insertion import housekeeping
+from data_insertion.engine import SimulationConfig, SimulationError, run_simulation, workers
 from data_insertion.models import Order, User
-from data_insertion.simulation import SimulationConfig, SimulationError, run_simulation
 from tests.conftest import all_databases
 from tests.processes import manage
 
@@ -61,7 +61,7 @@ def test_a_thread_the_system_refuses_ends_the_run_with_a_clear_error(monkeypatch
 
     limited = types.SimpleNamespace(**vars(threading))
     limited.Thread = RefusedAfterFive
-    monkeypatch.setattr(simulation, "threading", limited)
+    monkeypatch.setattr(workers, "threading", limited)
     outcome = finish_within(
         60, lambda: run_simulation(SimulationConfig(threads=20, records=200, batch_size=batch_size))
     )
@@ -99,8 +99,8 @@ def _migrate_failing_first_with(monkeypatch, error: Exception) -> list[str]:
         if len(calls) == 1:
             raise error
 
-    monkeypatch.setattr(simulation, "call_command", migrate)
-    monkeypatch.setattr(simulation.time, "sleep", lambda seconds: None)
+    monkeypatch.setattr(housekeeping, "call_command", migrate)
+    monkeypatch.setattr(housekeeping.time, "sleep", lambda seconds: None)
     return calls
 
 
@@ -113,7 +113,7 @@ def _migrate_failing_first_with(monkeypatch, error: Exception) -> list[str]:
 )
 def test_a_run_that_loses_the_first_migration_race_tries_again(monkeypatch, error):
     calls = _migrate_failing_first_with(monkeypatch, error)
-    simulation._migrate("default")
+    housekeeping._migrate("default")
     assert calls == ["default", "default"]
 
 
@@ -122,7 +122,7 @@ def test_a_lock_while_opening_a_new_file_is_a_lost_race(monkeypatch):
     process switches it: the connection never opened, so the run tries again."""
     connections["default"].close()
     calls = _migrate_failing_first_with(monkeypatch, OperationalError("database is locked"))
-    simulation._migrate("default")
+    housekeeping._migrate("default")
     assert calls == ["default", "default"]
 
 
@@ -130,5 +130,5 @@ def test_a_lock_that_outlasts_the_timeout_on_an_open_connection_is_reported(monk
     connections["default"].ensure_connection()
     calls = _migrate_failing_first_with(monkeypatch, OperationalError("database is locked"))
     with pytest.raises(OperationalError):
-        simulation._migrate("default")
+        housekeeping._migrate("default")
     assert calls == ["default"]

@@ -1,15 +1,32 @@
 """Database URLs, connection permits and the MariaDB connection pool, without a server."""
 
+import os
 import threading
 import time
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from data_insertion.transactions import FairSemaphore, connection_permits
+from data_insertion.topology import databases
+from data_insertion.topology.connections import FairSemaphore, connection_permits
 from distributed_system import settings as project_settings
 from distributed_system.backends.mysql.base import IdleConnections
-from distributed_system.settings import configured_database, server_database
+
+
+def configured_database(variable: str, filename: str) -> dict:
+    """The alias `variable` configures, with the project's settings and this environment."""
+    alias = {v: a for a, v in databases.URL_VARIABLES.items()}[variable]
+    return databases.configured_database(
+        alias,
+        os.environ,
+        project_settings.DATA_DIR,
+        project_settings.SQLITE_TIMEOUT_SECONDS,
+        project_settings.MAX_CONNECTIONS_PER_DATABASE,
+    )
+
+
+def server_database(url: str) -> dict:
+    return databases.server_database(url, project_settings.MAX_CONNECTIONS_PER_DATABASE)
 
 
 def test_an_unset_url_means_the_sqlite_file_in_the_data_directory(monkeypatch):

@@ -8,11 +8,9 @@ from django.db import OperationalError, connections
 
 from data_insertion import services
 from data_insertion.models import Order, Product, User
+from data_insertion.results import Status
 from data_insertion.services import (
     DUPLICATE_EMAIL,
-    FAILED,
-    INSERTED,
-    REJECTED,
     UNKNOWN_PRODUCT,
     UNKNOWN_USER,
     insert_order,
@@ -47,7 +45,7 @@ def race(count: int, target) -> list:
 def test_a_valid_user_is_inserted_with_its_values_verbatim():
     name = 'Robert\'); DROP TABLE users;-- "Zoë" 李雷'
     result = insert_user(name=name, email="bobby@example.com")
-    assert result.status == INSERTED
+    assert result.status == Status.INSERTED
     assert result.errors == {}
     assert result.latency > 0
     assert result.thread == threading.current_thread().name
@@ -58,7 +56,7 @@ def test_a_valid_user_is_inserted_with_its_values_verbatim():
 def test_result_is_immutable():
     result = insert_user(name="A", email="a@example.com")
     with pytest.raises(AttributeError):
-        result.status = REJECTED
+        result.status = Status.REJECTED
 
 
 @pytest.mark.parametrize(
@@ -75,16 +73,16 @@ def test_result_is_immutable():
 )
 def test_invalid_users_are_rejected_with_reasons_and_no_row(name, email, field):
     result = insert_user(name=name, email=email)
-    assert result.status == REJECTED
+    assert result.status == Status.REJECTED
     assert result.pk is None
     assert result.errors[field]
     assert User.objects.count() == 0
 
 
 def test_email_uniqueness_ignores_letter_case():
-    assert insert_user(name="A", email="Same@Example.com").status == INSERTED
+    assert insert_user(name="A", email="Same@Example.com").status == Status.INSERTED
     second = insert_user(name="B", email="same@EXAMPLE.com")
-    assert second.status == REJECTED
+    assert second.status == Status.REJECTED
     assert second.errors == {"email": [DUPLICATE_EMAIL]}
     assert User.objects.count() == 1
 
@@ -97,15 +95,15 @@ def test_same_email_from_64_threads_commits_once():
         ),
     )
     statuses = [r.status for r in results]
-    assert statuses.count(INSERTED) == 1
-    assert statuses.count(REJECTED) == 63
+    assert statuses.count(Status.INSERTED) == 1
+    assert statuses.count(Status.REJECTED) == 63
     assert User.objects.filter(email_normalized="race.same@example.com").count() == 1
 
 
 @pytest.mark.parametrize("price", ["0", "19.99", 19.99, 0, "99999999.99", " 5.5 "])
 def test_valid_prices_are_inserted(price):
     result = insert_product(name="Widget", price=price)
-    assert result.status == INSERTED
+    assert result.status == Status.INSERTED
     assert Product.objects.get(pk=result.pk).price == Decimal(str(price).strip())
 
 
@@ -114,7 +112,7 @@ def test_valid_prices_are_inserted(price):
 )
 def test_invalid_prices_are_rejected_without_an_exception(price):
     result = insert_product(name="Widget", price=price)
-    assert result.status == REJECTED
+    assert result.status == Status.REJECTED
     assert "price" in result.errors
     assert Product.objects.count() == 0
 
@@ -123,11 +121,11 @@ def test_orders_need_an_existing_user_and_product():
     user = insert_user(name="A", email="a@example.com")
     product = insert_product(name="P", price="1")
     ok = insert_order(user_id=user.pk, product_id=product.pk, quantity="3")
-    assert ok.status == INSERTED
+    assert ok.status == Status.INSERTED
     assert Order.objects.get(pk=ok.pk).quantity == 3
 
     missing = insert_order(user_id=user.pk + 100, product_id=product.pk + 100, quantity=1)
-    assert missing.status == REJECTED
+    assert missing.status == Status.REJECTED
     assert missing.errors == {"user_id": [UNKNOWN_USER], "product_id": [UNKNOWN_PRODUCT]}
     assert Order.objects.count() == 1
 
@@ -137,7 +135,7 @@ def test_invalid_quantities_are_rejected(quantity):
     user = insert_user(name="A", email="a@example.com")
     product = insert_product(name="P", price="1")
     result = insert_order(user_id=user.pk, product_id=product.pk, quantity=quantity)
-    assert result.status == REJECTED
+    assert result.status == Status.REJECTED
     assert "quantity" in result.errors
     assert Order.objects.count() == 0
 
@@ -145,36 +143,36 @@ def test_invalid_quantities_are_rejected(quantity):
 @pytest.mark.parametrize("value", ["abc", None, 2**70, -5])
 def test_unusable_ids_are_rejected(value):
     result = insert_order(user_id=value, product_id=value, quantity=1)
-    assert result.status == REJECTED
+    assert result.status == Status.REJECTED
     assert set(result.errors) == {"user_id", "product_id"}
 
 
 def test_transient_errors_are_retried_then_committed(monkeypatch):
-    real_insert_row = services.insert_row
+    real_insert_rows = services.insert_rows
     calls = {"n": 0}
 
-    def flaky_insert_row(instance, alias):
+    def flaky_insert_rows(instances, alias):
         calls["n"] += 1
         if calls["n"] < 3:
             raise OperationalError("database is locked")
-        real_insert_row(instance, alias)
+        real_insert_rows(instances, alias)
 
-    monkeypatch.setattr(services, "insert_row", flaky_insert_row)
+    monkeypatch.setattr(services, "insert_rows", flaky_insert_rows)
     monkeypatch.setattr(services, "BACKOFF_SECONDS", 0.001)
     result = insert_user(name="A", email="a@example.com")
-    assert result.status == INSERTED
+    assert result.status == Status.INSERTED
     assert result.attempts == 3
     assert User.objects.count() == 1
 
 
 def test_an_error_that_outlasts_the_retries_is_failed_with_its_text(monkeypatch):
-    def locked(instance, alias):
+    def locked(instances, alias):
         raise OperationalError("database is locked")
 
-    monkeypatch.setattr(services, "insert_row", locked)
+    monkeypatch.setattr(services, "insert_rows", locked)
     monkeypatch.setattr(services, "BACKOFF_SECONDS", 0.001)
     result = insert_product(name="P", price="1")
-    assert result.status == FAILED
+    assert result.status == Status.FAILED
     assert result.attempts == services.MAX_ATTEMPTS
     assert result.errors == {"database": ["database is locked"]}
     assert Product.objects.count() == 0

@@ -2,8 +2,8 @@
 
 from array import array
 
+from data_insertion.engine import SimulationConfig, ascending, run_simulation
 from data_insertion.models import Order, Product, User
-from data_insertion.simulation import SimulationConfig, ascending, run_simulation
 from tests.conftest import all_databases
 
 pytestmark = all_databases

@@ -7,13 +7,15 @@ from data_insertion.benchmark import (
     databases_vendor,
     measure_scaling,
 )
-from data_insertion.cli import (
-    MAX_BATCH_SIZE,
+from data_insertion.management.options import (
     MAX_RECORDS,
-    MAX_THREADS,
-    OneLineErrorCommand,
+    add_batch_size_option,
+    add_records_option,
+    add_seed_option,
+    add_threads_option,
     bounded_int,
 )
+from data_insertion.management.run_command import OneLineErrorCommand
 
 
 def counts(text: str) -> tuple[int, ...]:
@@ -29,25 +31,19 @@ class Command(OneLineErrorCommand):
     )
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument(
-            "--threads",
-            type=bounded_int(1, MAX_THREADS),
-            default=10,
-            help="worker threads per model in modes a-c (default 10)",
-        )
-        parser.add_argument(
-            "--records",
-            type=bounded_int(1, MAX_RECORDS),
+        add_threads_option(parser, help="worker threads per model in modes a-c")
+        add_records_option(
+            parser,
             default=20_000,
+            minimum=1,
             help="records per model in modes a-d (default 20,000)",
         )
-        parser.add_argument(
-            "--batch-size",
-            type=bounded_int(1, MAX_BATCH_SIZE),
+        add_batch_size_option(
+            parser,
             default=500,
             help="group commit batch size for mode b and the scaling table (default 500)",
         )
-        parser.add_argument("--seed", type=bounded_int(0, 2**63 - 1), default=1)
+        add_seed_option(parser, default=1, help="the seed of the generated records (default 1)")
         parser.add_argument(
             "--scaling-threads",
             type=counts,

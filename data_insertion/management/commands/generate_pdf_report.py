@@ -4,13 +4,15 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
-from data_insertion.cli import SimulationCommand, check_output_path, write_atomically
 from data_insertion.console import summary_lines
+from data_insertion.management.options import check_output_path
+from data_insertion.management.output import write_atomically
+from data_insertion.management.run_command import RunCommand
 from data_insertion.report import render_report
 from data_insertion.summary import RunSummary
 
 
-class Command(SimulationCommand):
+class Command(RunCommand):
     help = (
         "Run the simulation like insert_data and write a printable PDF report of it; with "
         "--from-json, render a run saved by insert_data --json instead of running again."
@@ -33,6 +35,8 @@ class Command(SimulationCommand):
 
     def handle(self, *args, **options) -> None:
         # Refuse an unwritable --output before a run whose report could not be saved.
+        if options["output"] == "-":
+            raise CommandError("--output -: a PDF goes to a file, not to standard output")
         check_output_path(options["output"], "--output")
         if options["from_json"] is None:
             # insert_data's handle: checks --json, runs, writes the JSON, then calls finish().

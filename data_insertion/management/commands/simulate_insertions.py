@@ -1,5 +1,5 @@
-from data_insertion.cli import SimulationCommand
+from data_insertion.management.run_command import RunCommand
 
 
-class Command(SimulationCommand):
+class Command(RunCommand):
     help = "Same as insert_data (the second seed's name for the simulation)."

@@ -3,7 +3,8 @@ import argparse
 from django.core.management.base import CommandError
 
 from data_insertion.audit import AuditError, audit_databases, report_lines
-from data_insertion.cli import MAX_RECORDS, OneLineErrorCommand, bounded_int
+from data_insertion.management.options import MAX_RECORDS, bounded_int
+from data_insertion.management.run_command import OneLineErrorCommand
 
 # Exit status 2 when the audit could not run, as diff and grep do: 1 means it found problems.
 CANNOT_AUDIT_EXIT_CODE = 2

@@ -5,9 +5,10 @@ import pytest
 from django.db import DatabaseError, IntegrityError, OperationalError, connections, transaction
 
 from data_insertion.models import Product, User
-from data_insertion.services import DUPLICATE_EMAIL, INSERTED, insert_product, save_checked
-from data_insertion.statements import insert_row
-from data_insertion.transactions import savepoint, write_transaction
+from data_insertion.persistence import insert_rows
+from data_insertion.results import Status
+from data_insertion.services import DUPLICATE_EMAIL, insert_product, save_checked
+from data_insertion.topology import backend
 from tests.conftest import all_databases
 
 pytestmark = all_databases
@@ -28,48 +29,48 @@ def names() -> list[str]:
 
 
 def test_a_write_transaction_commits_its_rows():
-    with write_transaction(ALIAS):
-        insert_row(product("kept"), ALIAS)
+    with backend(ALIAS).write_transaction():
+        insert_rows([product("kept")], ALIAS)
     assert names() == ["kept"]
 
 
 def test_an_exception_rolls_the_whole_transaction_back_and_the_connection_stays_usable():
-    with pytest.raises(Abandon), write_transaction(ALIAS):
-        insert_row(product("first"), ALIAS)
-        insert_row(product("second"), ALIAS)
+    with pytest.raises(Abandon), backend(ALIAS).write_transaction():
+        insert_rows([product("first")], ALIAS)
+        insert_rows([product("second")], ALIAS)
         raise Abandon
     assert names() == []
     assert not connections[ALIAS].connection.in_transaction
-    with write_transaction(ALIAS):
-        insert_row(product("after"), ALIAS)
+    with backend(ALIAS).write_transaction():
+        insert_rows([product("after")], ALIAS)
     assert names() == ["after"]
 
 
 def test_a_failed_statement_in_a_savepoint_undoes_only_the_savepoint():
-    with write_transaction(ALIAS):
-        insert_row(product("before"), ALIAS)
-        with pytest.raises(IntegrityError), savepoint(ALIAS):
-            insert_row(product("inside"), ALIAS)
-            insert_row(product(None), ALIAS)  # NOT NULL: the driver's error, as Django's
-        insert_row(product("after"), ALIAS)
+    with backend(ALIAS).write_transaction():
+        insert_rows([product("before")], ALIAS)
+        with pytest.raises(IntegrityError), backend(ALIAS).savepoint():
+            insert_rows([product("inside")], ALIAS)
+            insert_rows([product(None)], ALIAS)  # NOT NULL: the driver's error, as Django's
+        insert_rows([product("after")], ALIAS)
     assert names() == ["after", "before"]
 
 
 def test_driver_errors_arrive_as_django_errors():
-    with pytest.raises(DatabaseError), write_transaction(ALIAS):
-        insert_row(product(None), ALIAS)
+    with pytest.raises(DatabaseError), backend(ALIAS).write_transaction():
+        insert_rows([product(None)], ALIAS)
     assert names() == []
 
 
 def test_inside_a_callers_transaction_it_is_a_savepoint_of_that_transaction():
     """The admin saves inside Django's atomic(): the write nests instead of beginning anew."""
     with transaction.atomic(using=ALIAS):
-        insert_row(product("outer"), ALIAS)
-        with pytest.raises(Abandon), write_transaction(ALIAS):
-            insert_row(product("inner"), ALIAS)
+        insert_rows([product("outer")], ALIAS)
+        with pytest.raises(Abandon), backend(ALIAS).write_transaction():
+            insert_rows([product("inner")], ALIAS)
             raise Abandon
-        with write_transaction(ALIAS):
-            insert_row(product("inner, kept"), ALIAS)
+        with backend(ALIAS).write_transaction():
+            insert_rows([product("inner, kept")], ALIAS)
     assert names() == ["inner, kept", "outer"]
 
 
@@ -98,13 +99,13 @@ def test_saving_a_changed_record_outside_any_transaction_checks_and_saves_it():
 def test_when_sqlite_rolls_the_transaction_back_itself_its_error_is_the_one_raised():
     """An interrupt (like some I/O errors) makes SQLite roll back the whole transaction: the
     savepoint's cleanup must not hide why."""
-    with pytest.raises(OperationalError, match="interrupted"), write_transaction(ALIAS):
-        insert_row(product("before"), ALIAS)
+    with pytest.raises(OperationalError, match="interrupted"), backend(ALIAS).write_transaction():
+        insert_rows([product("before")], ALIAS)
         dbapi = connections[ALIAS].connection
-        with savepoint(ALIAS):
+        with backend(ALIAS).savepoint():
             dbapi.set_progress_handler(lambda: 1, 1)  # interrupt the next statement
             try:
-                insert_row(product("interrupted"), ALIAS)
+                insert_rows([product("interrupted")], ALIAS)
             finally:
                 dbapi.set_progress_handler(None, 1)
     assert names() == []
@@ -113,16 +114,16 @@ def test_when_sqlite_rolls_the_transaction_back_itself_its_error_is_the_one_rais
 def test_a_savepoint_outside_a_transaction_is_refused():
     """SAVEPOINT outside a transaction would begin one that RELEASE commits."""
     connections[ALIAS].ensure_connection()
-    with pytest.raises(OperationalError), savepoint(ALIAS):
-        insert_row(product("alone"), ALIAS)
+    with pytest.raises(OperationalError), backend(ALIAS).savepoint():
+        insert_rows([product("alone")], ALIAS)
     assert names() == []
 
 
 def test_a_connection_closed_inside_a_write_transaction_is_not_reopened_to_autocommit():
-    with pytest.raises(DatabaseError), write_transaction(ALIAS):
-        insert_row(product("first"), ALIAS)
+    with pytest.raises(DatabaseError), backend(ALIAS).write_transaction():
+        insert_rows([product("first")], ALIAS)
         connections[ALIAS].close()
-        insert_row(product("second"), ALIAS)
+        insert_rows([product("second")], ALIAS)
     assert names() == []
 
 
@@ -134,5 +135,5 @@ def test_with_autocommit_turned_off_the_write_joins_the_callers_transaction():
         transaction.rollback(using=ALIAS)
     finally:
         transaction.set_autocommit(True, using=ALIAS)
-    assert result.status == INSERTED
+    assert result.status == Status.INSERTED
     assert names() == []

@@ -29,11 +29,11 @@ from pathlib import Path
 
 from django.db import connections
 
-from distributed_system.routers import MODEL_DATABASES
-
+from ..datasets import Dataset
+from ..engine import SimulationConfig, run_simulation
+from ..housekeeping import count_rows, migrate_databases
+from ..topology import MODEL_DATABASES
 from . import baselines
-from .datasets import Dataset
-from .simulation import SimulationConfig, count_rows, migrate_databases, run_simulation
 
 BENCHMARK_TAG = "bench"
 RSS_SAMPLE_SECONDS = 0.02

@@ -13,18 +13,19 @@ Each returns the number of records that failed (always 0: an error stops the ben
 """
 
 import sqlite3
-import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import connections
 
-from distributed_system.routers import MODEL_DATABASES
-
-from .datasets import Dataset
-from .models import Order, Product, User, normalize_email
-from .transactions import advisory_lock_number, connection_permits
+from ..datasets import Dataset
+from ..engine import run_workers
+from ..engine.workers import split
+from ..models import Order, Product, User, normalize_email
+from ..topology import MODEL_DATABASES
+from ..topology.backends import advisory_lock_number
+from ..topology.connections import connection_permits
 
 USERS, PRODUCTS, ORDERS = (MODEL_DATABASES[model] for model in ("user", "product", "order"))
 
@@ -65,21 +66,14 @@ def _order_row(values: dict, now) -> tuple:
 
 
 def _run_threads(bodies: dict[str, Callable[[range], None]], threads: int, records: int) -> None:
-    barrier = threading.Barrier(threads * len(bodies))
-
-    def run(body: Callable[[range], None], indexes: range) -> None:
-        barrier.wait()
-        body(indexes)
-
-    workers = [
-        threading.Thread(target=run, args=(body, range(number, records, threads)))
-        for body in bodies.values()
-        for number in range(threads)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    """Each body from `threads` threads, on every `threads`-th record: the engine's runner."""
+    run_workers(
+        {
+            f"{name}-baseline-{number + 1:03d}": (lambda body=body, indexes=indexes: body(indexes))
+            for name, body in bodies.items()
+            for number, indexes in enumerate(split(range(records), threads))
+        }
+    )
 
 
 # -- sqlite3 ----------------------------------------------------------------------------------

@@ -1,0 +1,35 @@
+"""What a run is asked to do, and how it splits into slices that run apart and merge."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class SimulationConfig:
+    threads: int = 10
+    records: int = 10
+    seed: int | None = None
+    invalid_ratio: float = 0.1
+    fresh: bool = False
+    # None: each worker commits its own records, one transaction per record.
+    # N: group commit, one writer per database committing up to N records per transaction.
+    batch_size: int | None = None
+
+    def slices(self, count: int) -> list["Slice"]:
+        """The run cut into `count` slices that together hold every record once."""
+        return [Slice(number, count) for number in range(count)]
+
+
+@dataclass(frozen=True)
+class Slice:
+    """Every `count`-th record of each model, from the `number`-th: a share of a run that one
+    executor runs (a whole run is the one slice 0 of 1). Slices run apart; their tallies merge
+    (summary.RunTally) into the tally of the whole."""
+
+    number: int = 0
+    count: int = 1
+
+    def indexes(self, records: int) -> range:
+        return range(self.number, records, self.count)
+
+
+WHOLE_RUN = Slice()

@@ -1,0 +1,247 @@
+"""A run: users and products inserted at the same time, then orders that reference them.
+
+run_simulation() is what every command calls. It is made of parts that also run apart: a
+RunPlan every slice shares, run_phase() for one phase of one slice, feeding that slice's
+RunTally, and summarise() for the tally of the whole (the merge of the slices' tallies).
+"""
+
+import itertools
+import platform
+import sqlite3
+import threading
+import time
+import uuid
+from array import array
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
+
+import django
+
+from .. import services
+from ..datasets import Dataset
+from ..housekeeping import (
+    count_existing_ids,
+    count_rows,
+    describe_databases,
+    empty_databases,
+    largest_id,
+    model_class,
+)
+from ..models import Product, User
+from ..results import InsertionResult, unexpected_failure
+from ..summary import RunSummary, RunTally, build_summary
+from ..topology import MODEL_DATABASES
+from .committers import GroupCommits, PerRecordCommits, commit_strategy
+from .config import WHOLE_RUN, SimulationConfig, Slice
+from .workers import run_workers, split
+
+ResultCallback = Callable[[InsertionResult], None]
+# An id this far above the largest one committed cannot exist during the run.
+MISSING_ID_OFFSET = 1_000_000
+# Users and products go in together; orders, which reference them, after.
+PHASES = (("user", "product"), ("order",))
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What every slice of one run shares: its configuration, identity, records and clock."""
+
+    config: SimulationConfig
+    run_id: str
+    started_at: str
+    dataset: Dataset
+    run_started: float  # perf_counter() when the run began: the tallies' time origin
+
+
+@dataclass(frozen=True)
+class References:
+    """What orders may point at: the users and products committed in phase 1 (ascending ids),
+    and ids that cannot exist during the run."""
+
+    user_ids: array
+    product_ids: array
+    missing_user_id: int
+    missing_product_id: int
+
+
+def plan_run(config: SimulationConfig) -> RunPlan:
+    run_id = uuid.uuid4().hex[:12]
+    dataset = Dataset(
+        records=config.records,
+        tag=run_id[:8],
+        seed=config.seed,
+        invalid_ratio=config.invalid_ratio,
+    )
+    if not dataset.is_demo and config.seed is None:
+        dataset = replace(dataset, seed=0)
+    return RunPlan(
+        config=config,
+        run_id=run_id,
+        started_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        dataset=dataset,
+        run_started=time.perf_counter(),
+    )
+
+
+def run_simulation(
+    config: SimulationConfig,
+    on_result: ResultCallback | None = None,
+    stop: threading.Event | None = None,
+) -> RunSummary:
+    """Run the simulation; `on_result` sees every verdict as it comes (from worker threads).
+
+    Setting `stop` (Ctrl-C) makes workers take no new record; records already taken are
+    committed or rolled back, and the summary counts what was done and says it was interrupted.
+    """
+    stop = stop or threading.Event()
+    if config.fresh:
+        empty_databases()
+    rows_before = count_rows()
+    plan = plan_run(config)
+    tally = RunTally(plan.run_started)
+    output_errors: list[str] = []
+
+    def report(results: list[InsertionResult]) -> None:
+        if on_result is None or output_errors:
+            return
+        try:
+            for result in results:
+                on_result(result)
+        except Exception as error:  # a closed pipe, a full disk: counting goes on
+            output_errors.append(f"{type(error).__name__}: {error}")
+
+    strategy = commit_strategy(config, tally.results_counter(also=report))
+    accounts, orders = PHASES
+    run_phase(plan, accounts, WHOLE_RUN, strategy, stop)
+    run_phase(plan, orders, WHOLE_RUN, strategy, stop, find_references(tally))
+    return summarise(
+        plan,
+        tally,
+        rows_before,
+        interrupted=stop.is_set(),
+        output_error=output_errors[0] if output_errors else None,
+    )
+
+
+def run_phase(
+    plan: RunPlan,
+    models: tuple[str, ...],
+    slice_: Slice,
+    strategy: PerRecordCommits | GroupCommits,
+    stop: threading.Event,
+    references: References | None = None,
+) -> None:
+    """Insert the slice's records of `models` from plan.config.threads workers per model, all
+    released together; orders need the `references` phase 1 committed."""
+    config = plan.config
+    preparers = {model: _preparer(plan.dataset, model, references) for model in models}
+    if config.records:
+        # Validating one record first compiles Django's lazy validators (the email regexes)
+        # once here, instead of in every thread at once when the barrier opens.
+        for prepare in preparers.values():
+            prepare(0)
+    with strategy.running(models):
+        run_workers(
+            {
+                f"{model}-worker-{number + 1:03d}": strategy.worker(
+                    model, _reporting_bugs(model, prepare, strategy), indexes, stop
+                )
+                for model, prepare in preparers.items()
+                for number, indexes in enumerate(
+                    split(slice_.indexes(config.records), config.threads)
+                )
+            },
+            stop,
+        )
+
+
+def find_references(tally: RunTally) -> References:
+    return References(
+        user_ids=ascending(tally.models["user"].inserted_pks),
+        product_ids=ascending(tally.models["product"].inserted_pks),
+        missing_user_id=largest_id(User) + MISSING_ID_OFFSET,
+        missing_product_id=largest_id(Product) + MISSING_ID_OFFSET,
+    )
+
+
+def summarise(
+    plan: RunPlan,
+    tally: RunTally,
+    rows_before: dict[str, int],
+    interrupted: bool,
+    output_error: str | None = None,
+) -> RunSummary:
+    """The summary of a run from the tally of all its slices and the databases as they are."""
+    dataset = plan.dataset
+    return build_summary(
+        run_id=plan.run_id,
+        started_at=plan.started_at,
+        duration_seconds=time.perf_counter() - plan.run_started,
+        config={**asdict(plan.config), "seed": dataset.seed, "demo_data": dataset.is_demo},
+        environment=_environment(),
+        databases=describe_databases(),
+        tallies=tally.models,
+        model_databases=MODEL_DATABASES,
+        rows_before=rows_before,
+        rows_after=count_rows(),
+        rows_found={
+            model: count_existing_ids(model_class(model), model_tally.inserted_pks)
+            for model, model_tally in tally.models.items()
+        },
+        interrupted=interrupted,
+        output_error=output_error,
+    )
+
+
+def ascending(ids: array) -> array:
+    """The ids in ascending order, kept as compact as the tally keeps them: 8 bytes each, where
+    a list of ten million ints takes 360 MB. Ids are handed out in commit order, so the tally's
+    are nearly always ascending already and sorting is a check."""
+    if all(earlier < later for earlier, later in itertools.pairwise(ids)):
+        return ids
+    return array(ids.typecode, sorted(ids))
+
+
+def _preparer(
+    dataset: Dataset, model: str, references: References | None
+) -> Callable[[int], services.PreparedRecord]:
+    if model == "user":
+        return lambda index: services.prepare_user(**dataset.user(index))
+    if model == "product":
+        return lambda index: services.prepare_product(**dataset.product(index))
+    assert references is not None, "orders need the users and products of phase 1"
+    return lambda index: services.prepare_order(
+        **dataset.order(
+            index,
+            references.user_ids,
+            references.product_ids,
+            references.missing_user_id,
+            references.missing_product_id,
+        )
+    )
+
+
+def _reporting_bugs(
+    model: str,
+    prepare: Callable[[int], services.PreparedRecord],
+    strategy: PerRecordCommits | GroupCommits,
+) -> Callable[[int], services.PreparedRecord | None]:
+    def prepare_reporting_bugs(index: int) -> services.PreparedRecord | None:
+        started = time.perf_counter()
+        try:
+            return prepare(index)
+        except Exception as error:  # a bug, not bad data: report it, never drop the record
+            strategy.record_results([unexpected_failure(model, error, started)])
+            return None
+
+    return prepare_reporting_bugs
+
+
+def _environment() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "django": django.get_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "platform": platform.platform(terse=True),
+    }
