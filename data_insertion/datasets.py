@@ -120,6 +120,8 @@ ORDER_INVALID_KINDS = (
     "missing_product",
 )
 
+# How many earlier records a duplicate email tries before it settles on another invalid kind.
+DUPLICATE_EMAIL_TRIES = 8
 _MASK = (1 << 64) - 1
 _MODEL_SALT = {"user": 0x5553, "product": 0x5052, "order": 0x4F52}
 
@@ -174,9 +176,14 @@ class Dataset:
         first_name = FIRST_NAMES[draws.below(len(FIRST_NAMES))]
         name = f"{first_name} {LAST_NAMES[draws.below(len(LAST_NAMES))]}"
         email = self._email(f"user{index}")
-        if draws.chance() >= self.invalid_ratio:
+        if not self._invalid_user(index, draws):
             return {"name": name, "email": email}
         kind = USER_INVALID_KINDS[draws.below(len(USER_INVALID_KINDS))]
+        original = self._valid_earlier_user(index, draws) if kind == "duplicate_email" else None
+        if kind == "duplicate_email" and original is None:
+            # No valid address to repeat: copying an invalid record's address would make a
+            # valid record (the first holder of that address), so break the name instead.
+            kind = "blank_name"
         if kind == "blank_name":
             name = "   "
         elif kind == "long_name":
@@ -187,11 +194,26 @@ class Dataset:
             email = f"user{index}.{self.tag}.example.com"
         elif kind == "long_email":
             email = self._email("u" * 250)
-        elif index > 0:  # duplicate_email: an earlier record's address in other letter case
-            email = self._email(f"user{draws.below(index)}").upper()
-        else:
-            name = ""
+        else:  # duplicate_email: an earlier valid record's address in other letter case
+            email = self._email(f"user{original}").upper()
         return {"name": name, "email": email}
+
+    def _invalid_user(self, index: int, draws: "_Draws") -> bool:
+        """Whether user `index` is made invalid (draws: its stream, just past its name)."""
+        return draws.chance() < self.invalid_ratio
+
+    def _valid_earlier_user(self, index: int, draws: "_Draws") -> int | None:
+        """An earlier user that is valid, for a duplicate email to repeat: a record that
+        repeats an invalid one's address is the first to hold it, and so valid itself.
+        A few draws are tried; None when they find none (always so at an invalid ratio of 1)."""
+        for _ in range(DUPLICATE_EMAIL_TRIES if index else 0):
+            candidate = draws.below(index)
+            candidate_draws = _Draws(self.seed or 0, "user", candidate)
+            candidate_draws.below(len(FIRST_NAMES))
+            candidate_draws.below(len(LAST_NAMES))
+            if not self._invalid_user(candidate, candidate_draws):
+                return candidate
+        return None
 
     def product(self, index: int) -> dict[str, Any]:
         if self.is_demo:

@@ -1,0 +1,154 @@
+"""The summary: tallies of a run's slices merge into the tally of the whole, and its problems are
+the one verdict that the console, the PDF and the exit status render."""
+
+import random
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from data_insertion.engine import (
+    PHASES,
+    SimulationConfig,
+    commit_strategy,
+    find_references,
+    plan_run,
+    run_phase,
+    run_simulation,
+    summarise,
+)
+from data_insertion.housekeeping import count_rows
+from data_insertion.results import MODELS, InsertionResult, Status
+from data_insertion.summary import RunTally, build_summary
+from tests.conftest import all_databases
+from tests.processes import PROJECT
+
+REASONS = {
+    Status.REJECTED: {"email": ["Enter a valid email address."]},
+    Status.FAILED: {"database": ["database is locked"]},
+    Status.INSERTED: {},
+}
+
+
+def results(count: int, seed: int) -> list[InsertionResult]:
+    draw = random.Random(seed)
+    made = []
+    for number in range(count):
+        model = MODELS[number % 3]
+        status = draw.choice(list(Status))
+        made.append(
+            InsertionResult(
+                model=model,
+                status=status,
+                pk=number + 1 if status == Status.INSERTED else None,
+                errors=REASONS[status],
+                thread=f"{model}-worker-{draw.randrange(1, 9):03d}",
+                latency=draw.lognormvariate(-6, 1),
+            )
+        )
+    return made
+
+
+def summary_of(tally: RunTally) -> dict:
+    summary = build_summary(
+        run_id="r",
+        started_at="2025-05-04T12:30:00+00:00",
+        duration_seconds=1.0,
+        config={"threads": 8, "records": 1000},
+        environment={},
+        databases={},
+        tallies=tally.models,
+        model_databases={model: f"{model}s_db" for model in MODELS},
+        rows_before=dict.fromkeys(MODELS, 0),
+        rows_after=dict.fromkeys(MODELS, 0),
+    )
+    return {
+        model: {
+            "counts": (m.attempted, m.inserted, m.rejected, m.failed),
+            "latency": m.latency_ms,
+            "histogram": m.latency_histogram,
+            "threads": m.threads,
+            "reasons": m.reasons,
+            "records": len(m.records),
+        }
+        for model, m in summary.models.items()
+    }
+
+
+def test_merging_the_tallies_of_two_halves_gives_the_tally_of_the_whole():
+    made = results(3000, seed=11)
+    whole, first, second = RunTally(0.0), RunTally(0.0), RunTally(0.0)
+    for result in made:
+        whole.add_all([result])
+    for result in made[:1700]:
+        first.add_all([result])
+    for result in made[1700:]:
+        second.add_all([result])
+    merged = RunTally.merged([first, second], run_started=0.0)
+    assert summary_of(merged) == summary_of(whole)
+    for model in MODELS:
+        assert sorted(merged.models[model].inserted_pks) == sorted(whole.models[model].inserted_pks)
+
+
+@all_databases
+def test_a_run_cut_into_two_slices_commits_what_the_whole_run_commits():
+    config = SimulationConfig(threads=3, records=400, seed=21)
+    whole = run_simulation(config)
+    plan = plan_run(config)
+    rows_before = count_rows()
+    halves = [RunTally(plan.run_started) for _ in range(2)]
+    strategies = [commit_strategy(config, half.add_all) for half in halves]
+    stop = threading.Event()
+    accounts, orders = PHASES
+    for slice_, strategy in zip(config.slices(2), strategies, strict=True):
+        run_phase(plan, accounts, slice_, strategy, stop)
+    references = find_references(RunTally.merged(halves, plan.run_started))
+    for slice_, strategy in zip(config.slices(2), strategies, strict=True):
+        run_phase(plan, orders, slice_, strategy, stop, references)
+    merged = summarise(plan, RunTally.merged(halves, plan.run_started), rows_before, False)
+    for model in MODELS:
+        ours, theirs = merged.models[model], whole.models[model]
+        assert (ours.attempted, ours.inserted, ours.rejected, ours.failed) == (
+            theirs.attempted,
+            theirs.inserted,
+            theirs.rejected,
+            theirs.failed,
+        )
+        assert {(r.field, r.message, r.count) for r in ours.reasons} == {
+            (r.field, r.message, r.count) for r in theirs.reasons
+        }
+        assert len(ours.threads) == config.threads  # each worker number ran in both slices
+    assert merged.reconciled and merged.ok
+
+
+@all_databases
+@pytest.mark.parametrize("ratio, inserted", [(1.0, 0), (0.0, 300)])
+def test_the_invalid_ratio_means_what_it_says_at_both_ends(ratio, inserted):
+    summary = run_simulation(SimulationConfig(threads=4, records=300, invalid_ratio=ratio))
+    for model in summary.models.values():
+        assert model.inserted == inserted, model.model
+        assert model.rejected == 300 - inserted, model.model
+
+
+def test_importing_the_report_does_not_import_the_database_stack():
+    """A saved run renders with summary and results alone: no services, persistence or
+    transaction code comes with the report package."""
+    code = (
+        "import sys, data_insertion.report, data_insertion.console\n"
+        "loaded = [m for m in sys.modules if m.startswith('data_insertion.') or m == 'django.db']\n"
+        "print(' '.join(sorted(loaded)))"
+    )
+    finished = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT, capture_output=True, text=True, check=True
+    )
+    loaded = set(finished.stdout.split())
+    assert "data_insertion.summary" in loaded and "data_insertion.results" in loaded
+    for module in (
+        "data_insertion.services",
+        "data_insertion.persistence",
+        "data_insertion.topology",
+        "data_insertion.engine",
+        "django.db",
+    ):
+        assert module not in loaded
