@@ -1,6 +1,7 @@
 @echo off
-rem Sets up a fresh clone on Windows: .venv, the packages in requirements.txt, and all four
-rem databases migrated. Safe to run again: it only does what is missing.
+rem Sets up a fresh clone on Windows: .venv, the packages in requirements.txt, all four
+rem databases migrated, and the admin's static files collected. Safe to run again: it only
+rem does what is missing.
 setlocal
 cd /d "%~dp0"
 
@@ -15,4 +16,5 @@ if not exist .venv\Scripts\python.exe (
 for %%d in (default users_db products_db orders_db) do (
     .venv\Scripts\python manage.py migrate --database=%%d --verbosity 0 || exit /b 1
 )
+.venv\Scripts\python manage.py collectstatic --noinput --verbosity 0 || exit /b 1
 echo Ready. Run: .venv\Scripts\python manage.py insert_data

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Sets up a fresh clone: .venv, the packages in requirements.txt, and all four databases
-# migrated. Safe to run again: it only does what is missing.
+# Sets up a fresh clone: .venv, the packages in requirements.txt, all four databases migrated,
+# and the admin's static files collected. Safe to run again: it only does what is missing.
 set -e
 cd "$(dirname "$0")"
 
@@ -16,4 +16,5 @@ fi
 for database in default users_db products_db orders_db; do
     .venv/bin/python manage.py migrate --database="$database" --verbosity 0
 done
+.venv/bin/python manage.py collectstatic --noinput --verbosity 0
 echo "Ready. Run: .venv/bin/python manage.py insert_data"

@@ -73,12 +73,17 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    # runserver leaves static files to WhiteNoise, so they are served as in production.
+    "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "data_insertion",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # The admin's CSS and JavaScript, from STATIC_ROOT: Django serves static files only with
+    # DEBUG on, and only under runserver.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -140,4 +145,7 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
+# Filled by `collectstatic` (setup.sh, setup.bat). Django's plain storage: the manifest storage's
+# hashed names would turn every admin page into an error until collectstatic had run.
+STATIC_ROOT = BASE_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

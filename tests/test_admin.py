@@ -1,12 +1,24 @@
 """The admin reads and writes each model in its own database, through the router."""
 
+from pathlib import Path
+
+import django.contrib.admin
+import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 
 from data_insertion.models import Order, Product, User
 from data_insertion.services import insert_user
 from tests.conftest import all_databases
 
 pytestmark = all_databases
+
+
+@pytest.fixture(autouse=True)
+def static_root(settings, tmp_path):
+    """Each test's own empty STATIC_ROOT: no page depends on whether setup has collected one."""
+    settings.STATIC_ROOT = tmp_path / "staticfiles"
+    settings.STATIC_ROOT.mkdir()
 
 
 def test_the_admin_lists_and_adds_records_in_their_own_databases(client):
@@ -57,3 +69,19 @@ def test_the_admin_applies_the_rules_that_need_other_rows(client):
     assert renamed.status_code == 302  # keeping one's own email is not a duplicate
     assert list(User.objects.values_list("name", flat=True)) == ["Zoë B"]
     assert Order.objects.count() == 0
+
+
+def test_with_debug_off_the_admin_is_styled_from_the_collected_static_files(client, settings):
+    settings.DEBUG = False
+    call_command("collectstatic", interactive=False, verbosity=0)
+
+    stylesheet = client.get("/static/admin/css/base.css")
+    assert stylesheet.status_code == 200
+    assert stylesheet["Content-Type"].startswith("text/css")
+    shipped = Path(django.contrib.admin.__file__).parent / "static/admin/css/base.css"
+    assert b"".join(stylesheet.streaming_content) == shipped.read_bytes()
+    stylesheet.close()
+
+    login = client.get("/admin/login/")
+    assert login.status_code == 200
+    assert '<link rel="stylesheet" href="/static/admin/css/base.css">' in login.content.decode()
