@@ -12,6 +12,7 @@ from reportlab import rl_config
 
 from data_insertion import report
 from data_insertion.report import render_pdf, render_report
+from data_insertion.results import Status
 from data_insertion.summary import (
     INSERTED_RECORDS_KEPT,
     PROBLEM_RECORDS_KEPT,
@@ -53,7 +54,7 @@ def model_summary(
     kept_inserted = min(inserted, INSERTED_RECORDS_KEPT)
     records = [
         RecordDetail(
-            status="rejected" if index < kept_problems else "inserted",
+            status=Status.REJECTED if index < kept_problems else Status.INSERTED,
             values=record_values(model, index),
             reasons="name: This field cannot be blank." if index < kept_problems else "",
             thread=f"{model}-worker-{index % threads + 1:03d}",
@@ -91,7 +92,7 @@ def model_summary(
             for number in range(1, threads + 1)
         ],
         reasons=(
-            [ReasonCount("rejected", "name", "This field cannot be blank.", rejected)]
+            [ReasonCount(Status.REJECTED, "name", "This field cannot be blank.", rejected)]
             if rejected
             else []
         ),
@@ -259,7 +260,7 @@ def test_failures_and_mismatched_rows_make_the_verdict_fail():
     orders = summary.models["order"]
     orders.failed = 2
     orders.rows_after += 1
-    orders.reasons.append(ReasonCount("failed", "database", "database is locked", 2))
+    orders.reasons.append(ReasonCount(Status.FAILED, "database", "database is locked", 2))
     text = pdf_text(render_pdf(summary))
     assert "FAIL: 2 valid records failed to commit; the rows counted" in text
     assert "failed database database is locked 2" in text

@@ -17,6 +17,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.platypus import SimpleDocTemplate
 
+from ..results import MODEL_TITLES
 from ..summary import RunSummary
 from .details import VALUE_COLUMN_WEIGHTS
 from .fonts import (
@@ -27,7 +28,7 @@ from .fonts import (
     ReportFonts,
     register_fonts,
 )
-from .formatting import MODEL_TITLES, run_shape
+from .formatting import run_shape
 from .layout import (
     AUTHOR,
     FAILED_ROW,

@@ -3,6 +3,7 @@
 from reportlab.lib.units import mm
 from reportlab.platypus import Flowable, Table
 
+from ..results import Status
 from ..summary import (
     INSERTED_RECORDS_KEPT,
     PROBLEM_RECORDS_KEPT,
@@ -64,8 +65,8 @@ def _records_table(model: ModelSummary, layout: Layout) -> Table:
     rows, highlights = [], []
     for number, record in enumerate(model.records, start=1):
         rows.append(_record_row(model, record, number, fields, layout))
-        if record.status != "inserted":
-            shade = FAILED_ROW if record.status == "failed" else REJECTED_ROW
+        if record.status != Status.INSERTED:
+            shade = FAILED_ROW if record.status == Status.FAILED else REJECTED_ROW
             highlights.append(("BACKGROUND", (0, number), (-1, number), shade))
     return layout.table(
         header, rows, widths, right_aligned_from=len(header) - 2, extra_style=highlights

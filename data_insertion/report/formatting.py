@@ -3,9 +3,8 @@ compares it with a count taken from a database; and the names the report gives r
 
 from datetime import datetime
 
+from ..results import MODEL_TITLES
 from ..summary import ModelSummary, RunSummary
-
-MODEL_TITLES = {"user": "Users", "product": "Products", "order": "Orders"}
 
 
 def format_count(value: int) -> str:

@@ -8,6 +8,7 @@ from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, Table, TableStyle
 
+from ..results import Status
 from .fonts import ReportFonts, text_markup
 
 TITLE = "Concurrent data insertion report"
@@ -24,9 +25,9 @@ REASON_ROWS_PER_MODEL = 30
 VALUE_CHARACTERS_SHOWN = 40
 
 OUTCOME_COLORS = {
-    "inserted": colors.HexColor("#2e7d32"),
-    "rejected": colors.HexColor("#f9a825"),
-    "failed": colors.HexColor("#c62828"),
+    Status.INSERTED: colors.HexColor("#2e7d32"),
+    Status.REJECTED: colors.HexColor("#f9a825"),
+    Status.FAILED: colors.HexColor("#c62828"),
 }
 MODEL_COLORS = (colors.HexColor("#1f77b4"), colors.HexColor("#ff7f0e"), colors.HexColor("#9467bd"))
 HEADER_GREY = colors.HexColor("#d0d0d0")

@@ -7,6 +7,7 @@ from reportlab.lib import colors
 from reportlab.lib.units import mm
 from reportlab.platypus import CondPageBreak, Flowable, PageBreak, Spacer, Table, TableStyle
 
+from ..results import Status
 from ..summary import ModelSummary, RunSummary
 from .charts import latency_histograms, outcome_and_throughput_charts, thread_charts
 from .details import details_section
@@ -355,7 +356,7 @@ def _reasons_section(summary: RunSummary, layout: Layout) -> list[Flowable]:
                     format_count(reason.count),
                 ]
             )
-            if reason.status == "failed":
+            if reason.status == Status.FAILED:
                 extra_style.append(("BACKGROUND", (0, len(rows)), (-1, len(rows)), FAILED_ROW))
         hidden = len(model.reasons) - REASON_ROWS_PER_MODEL
         if hidden > 0:
