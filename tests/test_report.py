@@ -5,8 +5,11 @@ the rows counted in each database) are in test_generate_pdf_report_command.py.
 """
 
 import re
+import shutil
+import subprocess
 from io import BytesIO
 
+import pytest
 from pypdf import PdfReader
 from reportlab import rl_config
 
@@ -138,6 +141,22 @@ def page_texts(pdf: bytes) -> list[str]:
     return [page.extract_text() for page in PdfReader(BytesIO(pdf)).pages]
 
 
+def page_fonts(pdf: bytes) -> list[dict]:
+    """Every font dictionary the pages use."""
+    return [
+        font.get_object()
+        for page in PdfReader(BytesIO(pdf)).pages
+        for font in page["/Resources"]["/Font"].values()
+    ]
+
+
+def font_families(pdf: bytes) -> set[str]:
+    """The fonts' family names: "DejaVuSans" for "AAAAAA+DejaVuSans-Bold"."""
+    return {
+        str(font["/BaseFont"]).lstrip("/").split("+")[-1].split("-")[0] for font in page_fonts(pdf)
+    }
+
+
 def test_metadata_names_the_report_and_the_run():
     reader = PdfReader(BytesIO(render_pdf(run_summary())))
     metadata = reader.metadata
@@ -207,29 +226,45 @@ def test_names_in_any_script_are_extracted_as_text():
 
 
 def test_names_use_fonts_that_have_their_glyphs():
-    reader = PdfReader(BytesIO(render_pdf(run_summary(inserted=9, rejected=0))))
-    fonts = {
-        str(font["/BaseFont"])
-        for page in reader.pages
-        for font in page["/Resources"]["/Font"].values()
-    }
-    assert any("DejaVuSans" in font for font in fonts)
-    for cid_font in (report.CHINESE_FONT, report.JAPANESE_FONT, report.KOREAN_FONT):
-        assert any(cid_font in font for font in fonts)
+    pdf = render_pdf(run_summary(inserted=9, rejected=0))
+    assert font_families(pdf) == {"DejaVuSans", report.CJK_FONT}
 
 
-def test_without_dejavu_the_report_falls_back_to_helvetica(monkeypatch):
+def test_every_font_is_embedded_so_any_viewer_draws_cjk_names():
+    # Fonts left out of the file are drawn from the viewer's own, and poppler had none for
+    # ReportLab's CID fonts: 李雷 and 김민수 were empty boxes.
+    pdf = render_pdf(run_summary(inserted=9, rejected=0))
+    fonts = page_fonts(pdf)
+    assert fonts
+    for font in fonts:
+        assert "/FontFile2" in font["/FontDescriptor"], font["/BaseFont"]
+    text = pdf_text(pdf)
+    for name in ("李雷", "山田", "김민수", "さくら"):
+        assert name in text
+
+
+@pytest.mark.skipif(shutil.which("pdffonts") is None, reason="needs pdffonts (poppler-utils)")
+def test_pdffonts_lists_every_font_as_embedded(tmp_path):
+    path = tmp_path / "report.pdf"
+    path.write_bytes(render_pdf(run_summary(inserted=9, rejected=0)))
+    listing = subprocess.run(
+        ["pdffonts", str(path)], capture_output=True, text=True, check=True
+    ).stdout
+    # name, type, encoding, emb, sub, uni, object id; the type may be two words.
+    rows = [line.split() for line in listing.splitlines()[2:]]
+    assert any(report.CJK_FONT in row[0] for row in rows)
+    for row in rows:
+        assert row[-5] == "yes", row
+
+
+def test_without_dejavu_the_report_falls_back_to_fonts_it_embeds(monkeypatch):
     monkeypatch.setattr(report, "FONT_DIRECTORIES", ())
     pdf = render_pdf(run_summary(inserted=9, rejected=0))
+    assert font_families(pdf) == {"BitstreamVeraSans", report.CJK_FONT}
+    for font in page_fonts(pdf):
+        assert "/FontFile2" in font["/FontDescriptor"]
+    # Vera has Western European letters only: Cyrillic and Greek come from the CJK font.
     text = pdf_text(pdf)
-    fonts = {
-        str(font["/BaseFont"])
-        for page in PdfReader(BytesIO(pdf)).pages
-        for font in page["/Resources"]["/Font"].values()
-    }
-    assert "/Helvetica" in fonts
-    assert not any("DejaVu" in font for font in fonts)
-    # Cyrillic and Greek go to the Chinese CID font, which has them; Latin stays Helvetica.
     for name in ("李雷", "Дмитрий", "Ελένη", "Zoë"):
         assert name in text
 

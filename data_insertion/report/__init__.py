@@ -3,10 +3,9 @@
 Every number comes from the RunSummary (summary.py) and is only formatted here (formatting.py):
 tables with ReportLab's platypus (sections.py, details.py), charts with reportlab.graphics as
 vectors (charts.py), a header and "Page X of Y" on every page (pages.py), one look for all of them
-(layout.py). Names in any script render as text: DejaVu Sans for Latin, Greek and Cyrillic, and
-ReportLab's built-in CID fonts for Chinese, Japanese and Korean, switched per run of characters
-(fonts.py). Without DejaVu Sans the report falls back to Helvetica and sends every character
-Helvetica lacks to the Chinese CID font, which also holds Greek and Cyrillic.
+(layout.py). Names in any script render as text in embedded TrueType fonts, switched per run of
+characters (fonts.py): DejaVu Sans, or ReportLab's Vera where DejaVu Sans is not installed, and
+WenQuanYi Micro Hei for every character that font lacks (Chinese, Japanese, Korean).
 """
 
 import functools
@@ -20,14 +19,7 @@ from reportlab.platypus import SimpleDocTemplate
 from ..results import MODEL_TITLES
 from ..summary import RunSummary
 from .details import VALUE_COLUMN_WEIGHTS
-from .fonts import (
-    CHINESE_FONT,
-    FONT_DIRECTORIES,
-    JAPANESE_FONT,
-    KOREAN_FONT,
-    ReportFonts,
-    register_fonts,
-)
+from .fonts import CJK_FONT, FONT_DIRECTORIES, ReportFonts, register_fonts
 from .formatting import run_shape
 from .layout import (
     AUTHOR,
@@ -55,14 +47,12 @@ from .sections import story
 
 __all__ = [
     "AUTHOR",
-    "CHINESE_FONT",
+    "CJK_FONT",
     "FAILED_ROW",
     "FONT_DIRECTORIES",
     "FRAME_WIDTH",
     "GRID_GREY",
     "HEADER_GREY",
-    "JAPANESE_FONT",
-    "KOREAN_FONT",
     "MARGIN",
     "MODEL_COLORS",
     "MODEL_TITLES",
@@ -97,7 +87,8 @@ def render_pdf(summary: RunSummary) -> bytes:
 
 def render_report(summary: RunSummary) -> RenderedReport:
     """The PDF and its page count (for the command's message; the bytes are the same)."""
-    layout = Layout(_fonts())
+    fonts = _fonts()
+    layout = Layout(fonts)
     buffer = BytesIO()
     document = SimpleDocTemplate(
         buffer,
@@ -113,11 +104,13 @@ def render_report(summary: RunSummary) -> RenderedReport:
         keywords=["data insertion", "concurrency", "latency", summary.run_id],
         lang="en",
         pageCompression=1,
+        # Every page starts in this font: ReportLab's default, Helvetica, is never embedded.
+        initialFontName=fonts.regular,
     )
     document.build(
         story(summary, layout),
         canvasmaker=functools.partial(
-            NumberedCanvas, decorate=functools.partial(decorate_page, summary, layout.fonts)
+            NumberedCanvas, decorate=functools.partial(decorate_page, summary, fonts)
         ),
     )
     return RenderedReport(pdf=buffer.getvalue(), pages=document.page)
@@ -125,5 +118,5 @@ def render_report(summary: RunSummary) -> RenderedReport:
 
 def _fonts() -> ReportFonts:
     # FONT_DIRECTORIES is looked up here, in the package, at every render: setting
-    # report.FONT_DIRECTORIES (as the Helvetica fallback's test does) is what changes the lookup.
+    # report.FONT_DIRECTORIES (as the Vera fallback's test does) is what changes the lookup.
     return register_fonts(FONT_DIRECTORIES)

@@ -23,7 +23,7 @@ from .layout import (
 def outcome_and_throughput_charts(summary: RunSummary, layout: Layout) -> list[Flowable]:
     models = list(summary.models.values())
     font = layout.fonts.regular
-    outcomes = Drawing(FRAME_WIDTH, 200)
+    outcomes = _drawing(200, layout)
     chart = _bar_chart(
         layout,
         outcomes,
@@ -75,7 +75,7 @@ def latency_histograms(summary: RunSummary, layout: Layout) -> list[Flowable]:
         # Every label on a short axis; every second or third on a long one, so none overlap.
         step = max(1, -(-len(bounds) // 24))
         labels = [short_bound(bound) if i % step == 0 else "" for i, bound in enumerate(bounds)]
-        drawing = Drawing(FRAME_WIDTH, 165)
+        drawing = _drawing(165, layout)
         chart = _model_bar_chart(
             layout,
             drawing,
@@ -113,7 +113,7 @@ def thread_charts(summary: RunSummary, layout: Layout) -> list[Flowable]:
                 for i, thread in enumerate(shown)
             ]
             caption = "worker number"
-        drawing = Drawing(FRAME_WIDTH, 125)
+        drawing = _drawing(125, layout)
         chart = _model_bar_chart(
             layout,
             drawing,
@@ -155,7 +155,7 @@ def _throughput_chart(models: list[ModelSummary], layout: Layout) -> Flowable:
         return layout.paragraph("No rows were committed, so there is no throughput to draw.")
     font = layout.fonts.regular
     interval = with_timeline[0].timeline_interval_seconds
-    drawing = Drawing(FRAME_WIDTH, 230)
+    drawing = _drawing(230, layout)
     plot = LinePlot()
     plot.x, plot.y, plot.width, plot.height = 50, 35, FRAME_WIDTH - 160, 180
     # Each point at the end of its interval: the rows committed by then in that interval.
@@ -189,6 +189,14 @@ def _throughput_chart(models: list[ModelSummary], layout: Layout) -> Flowable:
             font,
         )
     )
+    return drawing
+
+
+def _drawing(height: float, layout: Layout) -> Drawing:
+    """A frame-wide drawing that starts in the report's font: ReportLab's default, Helvetica, is
+    never embedded."""
+    drawing = Drawing(FRAME_WIDTH, height)
+    drawing.initialFontName = layout.fonts.regular
     return drawing
 
 

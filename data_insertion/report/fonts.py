@@ -1,20 +1,32 @@
-"""Fonts that hold every script a name may be written in, and the markup that switches to them.
+"""Fonts that hold every script a name may be written in, all embedded, and the markup that switches
+between them.
 
-DejaVu Sans covers Latin, Greek and Cyrillic; ReportLab's built-in CID fonts cover Chinese,
-Japanese and Korean. Without DejaVu Sans, Helvetica takes its place and the Chinese CID font, which
-also holds Greek and Cyrillic, takes every character Helvetica lacks.
+The fallback chain, for each character of the report:
+1. DejaVu Sans (and DejaVu Sans Bold), from the first of FONT_DIRECTORIES that has it: Latin, Greek
+   and Cyrillic;
+2. without DejaVu Sans, Bitstream Vera Sans (and Bold), which ReportLab itself ships: Western
+   European letters only;
+3. every character the font of step 1 or 2 lacks (Chinese, Japanese and Korean; Greek and
+   Cyrillic too under Vera) in WenQuanYi Micro Hei, from the paperang-p2-fonts-cjk package in
+   requirements.txt: GB 18030's ideographs, kana, every Hangul syllable, Latin, Greek, Cyrillic.
+
+All three are TrueType fonts with glyf outlines, the kind ReportLab embeds, and it embeds only the
+glyphs a report uses. So every font is in the PDF and any viewer shows every name; ReportLab's CID
+fonts (STSong-Light and the like) are never embedded, and poppler-based viewers drew their
+characters as empty boxes.
 """
 
 import functools
 import itertools
 import os
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+import reportlab
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFError, TTFont
 
 # The folders DejaVu Sans is usually installed in on Linux (Debian/Ubuntu, Fedora, Arch, FreeBSD),
@@ -30,90 +42,85 @@ FONT_DIRECTORIES: tuple[Path, ...] = (
     Path(os.environ.get("WINDIR", "C:/Windows")) / "Fonts",
     Path(os.environ.get("LOCALAPPDATA", "~")).expanduser() / "Microsoft/Windows/Fonts",
 )
-CHINESE_FONT = "STSong-Light"
-JAPANESE_FONT = "HeiseiMin-W3"
-KOREAN_FONT = "HYSMyeongJo-Medium"
+VERA_DIRECTORY = Path(reportlab.__file__).parent / "fonts"
+CJK_FONT = "WenQuanYiMicroHei"
+# The first face of the collection is the proportional one; the second is its monospaced twin.
+CJK_FONT_FILE = resources.files("paperang_p2_fonts_cjk") / "fonts" / "wqy-microhei.ttc"
 
 
 @dataclass(frozen=True)
 class ReportFonts:
     regular: str
     bold: str
-    # False for the Helvetica fallback, whose encoding holds only Western European letters.
-    unicode: bool
+    # The code points the regular font draws; every other character goes to CJK_FONT.
+    characters: frozenset[int] = field(repr=False)
 
 
 @functools.cache
 def register_fonts(directories: tuple[Path, ...]) -> ReportFonts:
-    """The CID fonts, and DejaVu Sans from the first of the directories that has it."""
-    for name in (CHINESE_FONT, JAPANESE_FONT, KOREAN_FONT):
-        pdfmetrics.registerFont(UnicodeCIDFont(name))
+    """WenQuanYi Micro Hei, and DejaVu Sans from the first of the directories that has it, or else
+    ReportLab's Vera."""
+    _register_family(CJK_FONT, TTFont(CJK_FONT, str(CJK_FONT_FILE), subfontIndex=0))
     for directory in directories:
         regular, bold = directory / "DejaVuSans.ttf", directory / "DejaVuSans-Bold.ttf"
         try:
-            pdfmetrics.registerFont(TTFont("DejaVuSans", regular))
-            pdfmetrics.registerFont(TTFont("DejaVuSans-Bold", bold if bold.is_file() else regular))
+            fonts = _register_text_fonts("DejaVuSans", regular, bold if bold.is_file() else regular)
         except (OSError, TTFError):  # not there, or not a font ReportLab can embed
             continue
-        pdfmetrics.registerFontFamily(
-            "DejaVuSans",
-            normal="DejaVuSans",
-            bold="DejaVuSans-Bold",
-            italic="DejaVuSans",
-            boldItalic="DejaVuSans-Bold",
-        )
-        return ReportFonts("DejaVuSans", "DejaVuSans-Bold", unicode=True)
-    return ReportFonts("Helvetica", "Helvetica-Bold", unicode=False)
+        return fonts
+    return _register_text_fonts("Vera", VERA_DIRECTORY / "Vera.ttf", VERA_DIRECTORY / "VeraBd.ttf")
+
+
+def _register_text_fonts(name: str, regular_file: Path, bold_file: Path) -> ReportFonts:
+    regular = TTFont(name, regular_file)
+    bold = TTFont(f"{name}-Bold", bold_file)
+    _register_family(name, regular, bold)
+    return ReportFonts(name, bold.fontName, frozenset(regular.face.charToGlyph))
+
+
+def _register_family(name: str, regular: TTFont, bold: TTFont | None = None) -> None:
+    """Registers the fonts; <b> and <i> in a paragraph then find a face (the regular one if there is
+    no other) instead of failing."""
+    bold = bold or regular
+    for font in (regular, bold):
+        pdfmetrics.registerFont(font)
+    pdfmetrics.registerFontFamily(
+        name,
+        normal=regular.fontName,
+        bold=bold.fontName,
+        italic=regular.fontName,
+        boldItalic=bold.fontName,
+    )
 
 
 def text_markup(value: object, fonts: ReportFonts) -> str:
     """Paragraph markup for data: escaped, and each run of characters in a font that has it."""
-
-    def needs_cid_font(character: str) -> bool:
-        return _is_cjk(character) or (not fonts.unicode and not _in_helvetica(character))
-
     parts = []
-    for cid, characters in itertools.groupby(_visible(str(value)), key=needs_cid_font):
-        run = "".join(characters)
-        if cid:
-            font = _cid_font_for(run) if any(map(_is_cjk, run)) else CHINESE_FONT
-            parts.append(f'<font name="{font}">{escape(run)}</font>')
-        else:
+    for font, run in _font_runs(_visible(str(value)), fonts):
+        if font == fonts.regular:
             parts.append(escape(run))
+        else:
+            parts.append(f'<font name="{font}">{escape(run)}</font>')
     return "".join(parts)
 
 
-def _is_cjk(character: str) -> bool:
-    code = ord(character)
-    return (
-        0x1100 <= code <= 0x11FF  # Hangul Jamo
-        or 0x2E80 <= code <= 0x9FFF  # CJK radicals, punctuation, kana, ideographs
-        or 0xAC00 <= code <= 0xD7AF  # Hangul syllables
-        or 0xF900 <= code <= 0xFAFF  # CJK compatibility ideographs
-        or 0xFF00 <= code <= 0xFFEF  # full- and half-width forms
-        or 0x20000 <= code <= 0x3FFFF  # rare ideographs
+def text_width(value: str, font_size: float, fonts: ReportFonts) -> float:
+    """How wide text_markup(value) draws at font_size, in points (each run in its own font)."""
+    return sum(
+        pdfmetrics.stringWidth(run, font, font_size)
+        for font, run in _font_runs(_visible(value), fonts)
     )
 
 
-def _cid_font_for(run: str) -> str:
-    """Kana make a run Japanese and Hangul Korean; ideographs alone are read as Chinese."""
-    codes = [ord(character) for character in run]
-    if any(0x3040 <= code <= 0x30FF or 0xFF66 <= code <= 0xFF9F for code in codes):
-        return JAPANESE_FONT
-    if any(
-        0x1100 <= code <= 0x11FF or 0x3130 <= code <= 0x318F or 0xAC00 <= code <= 0xD7AF
-        for code in codes
-    ):
-        return KOREAN_FONT
-    return CHINESE_FONT
+def _font_runs(text: str, fonts: ReportFonts) -> list[tuple[str, str]]:
+    """The text cut into runs of characters, each with the font that draws it."""
 
+    def font_of(character: str) -> str:
+        return fonts.regular if ord(character) in fonts.characters else CJK_FONT
 
-def _in_helvetica(character: str) -> bool:
-    try:
-        character.encode("cp1252")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return [
+        (font, "".join(characters)) for font, characters in itertools.groupby(text, key=font_of)
+    ]
 
 
 def _visible(text: str) -> str:

@@ -93,6 +93,9 @@ def _run_header(summary: RunSummary, layout: Layout) -> list[Flowable]:
     table.setStyle(
         TableStyle(
             [
+                # The cells are paragraphs in their own fonts; this only keeps the table from
+                # switching to ReportLab's default, Helvetica, which is never embedded.
+                ("FONT", (0, 0), (-1, -1), layout.fonts.regular),
                 ("VALIGN", (0, 0), (-1, -1), "TOP"),
                 ("LINEBELOW", (0, 0), (-1, -1), 0.25, GRID_GREY),
                 ("TOPPADDING", (0, 0), (-1, -1), 1.5),
