@@ -45,12 +45,12 @@ def test_report_shows_the_runs_numbers_and_the_rows_in_each_database(output_dir)
     for name, model in summary.models.items():
         assert model.rows_after == MODEL_CLASSES[name].objects.count()
         assert (
-            f"{name} {model.database} {model.rows_before} {model.rows_after} "
-            f"{model.rows_added} {model.inserted} {model.rows_found} yes"
+            f"{name} {model.database} {model.rows_before:,} {model.rows_after:,} "
+            f"{model.rows_added:,} {model.inserted:,} {model.rows_found:,} yes"
         ) in text
         assert (
-            f"{name} {model.database} {model.attempted} {model.inserted} {model.rejected} "
-            f"{model.failed}"
+            f"{name} {model.database} {model.attempted:,} {model.inserted:,} {model.rejected:,} "
+            f"{model.failed:,}"
         ) in text
         assert f"{model.latency_ms.p95:.2f} {model.latency_ms.p99:.2f}" in text
     assert f"Report written to {pdf_path} ({pages} pages," in stdout.getvalue()
@@ -90,7 +90,8 @@ def test_from_json_renders_a_saved_run_without_running_again(output_dir):
     assert f"Run {summary.run_id}" in text
     for name, model in summary.models.items():
         assert (
-            f"{name} {model.database} 0 {rows[name]} {rows[name]} {model.inserted} {rows[name]} yes"
+            f"{name} {model.database} 0 {rows[name]:,} {rows[name]:,} {model.inserted:,} "
+            f"{rows[name]:,} yes"
         ) in text
     assert "Report written to" in stdout.getvalue()
     assert "Data insertion completed" not in stdout.getvalue()

@@ -15,7 +15,7 @@ from reportlab import rl_config
 
 from data_insertion import report
 from data_insertion.report import render_pdf, render_report
-from data_insertion.results import Status
+from data_insertion.results import NO_NAME, Status
 from data_insertion.summary import (
     INSERTED_RECORDS_KEPT,
     PROBLEM_RECORDS_KEPT,
@@ -207,15 +207,18 @@ def test_header_shows_configuration_databases_and_versions():
     assert "2025-05-04 12:30:00 UTC" in text
 
 
-def test_numbers_are_the_summarys_and_rows_are_bare_integers():
-    summary = run_summary(inserted=2731, rejected=4)
+def test_counts_have_thousands_separators_in_every_table():
+    summary = run_summary(threads=2, inserted=2731, rejected=4)
     text = pdf_text(render_pdf(summary))
     for index, model in enumerate(summary.models.values()):
         # Reconciliation row: model, database, rows before/after/added, inserted, found, match
-        row = f"{model.model} {model.database} {index} {2731 + index} 2731 2731 - yes"
+        row = f"{model.model} {model.database} {index} {2731 + index:,} 2,731 2,731 - yes"
         assert row in text
     assert "user users_db 2,735 2,731 4 0 100.00% 2.50 1,092" in text
     assert "user 2,735 0.20 1.80 1.40 3.10 4.20 9.70 21.30 40.00" in text
+    assert "user user-worker-001 1,367 1,367 0 0" in text
+    assert "Records per model 2,735 " in text
+    assert "2 threads and 2,735 records per model" in text
     assert "PASS: every valid record was committed" in text
 
 
@@ -282,6 +285,43 @@ def test_overlong_values_are_clipped_with_their_length():
     text = pdf_text(render_pdf(summary)).replace(" ", "")
     assert f"{'u' * 32}…(262characters)" in text
     assert "u" * 33 not in text
+
+
+def test_emails_wrap_before_the_at_sign_never_inside_a_word():
+    summary = run_summary()
+    values = summary.models["user"].records[0].values
+    values["email"] = "user123+abcdef12@example.com"
+    text = pdf_text(render_pdf(summary))
+    # Too wide for its cell, the address wraps once, before the "@" (a line break reads as a space).
+    assert "user123+abcdef12 @example.com" in text
+    assert not re.search(r"e ?x ?a ?m ?p ?l ?e", text.replace("example.com", ""))
+
+
+def test_an_empty_name_reads_no_name_as_on_the_console():
+    summary = run_summary()
+    summary.models["user"].records[0].values["name"] = ""
+    summary.models["product"].records[0].values["name"] = ""
+    text = pdf_text(render_pdf(summary))
+    assert f"1 rejected {NO_NAME} user0@example.com" in text
+    assert f"1 rejected {NO_NAME} 1299.99" in text
+
+
+def test_threads_have_the_engines_name_in_every_section():
+    text = pdf_text(render_pdf(run_summary()))
+    # Thread analysis, then the detailed results: the same full name in both.
+    assert "user user-worker-001 3 3 0 0 1.25" in text
+    assert "name: This field cannot be blank. user-worker-001 1.50" in text
+    assert not re.search(r"(?<!user-)(?<!product-)(?<!order-)worker-\d{3}", text)
+
+
+def test_a_model_with_nothing_to_commit_shows_a_dash_not_100_percent():
+    summary = run_summary()
+    summary.models["order"] = model_summary("order", threads=4, inserted=0, rejected=0)
+    text = pdf_text(render_pdf(summary))
+    assert "order orders_db 0 0 0 0 - 2.50 0" in text
+    assert "user users_db 12 9 3 0 100.00%" in text
+    # The run's verdict names why it failed: the orders never got one.
+    assert "FAIL: 12 records never got a verdict." in text
 
 
 def test_a_run_without_rejections_says_so():

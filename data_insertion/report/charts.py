@@ -9,7 +9,7 @@ from reportlab.lib import colors
 from reportlab.platypus import Flowable
 
 from ..summary import ModelSummary, RunSummary, ThreadSummary
-from .formatting import model_title, short_bound, worker_label
+from .formatting import format_count, model_title, short_bound
 from .layout import (
     FRAME_WIDTH,
     MODEL_COLORS,
@@ -34,7 +34,7 @@ def outcome_and_throughput_charts(summary: RunSummary, layout: Layout) -> list[F
     for index, color in enumerate(OUTCOME_COLORS.values()):
         chart.bars[index].fillColor = color
         chart.bars[index].strokeColor = None
-    chart.barLabelFormat = "%d"
+    chart.barLabelFormat = format_count
     chart.barLabels.fontName, chart.barLabels.fontSize = font, 7
     chart.barLabels.nudge = 6
     chart.groupSpacing = 12
@@ -109,10 +109,10 @@ def thread_charts(summary: RunSummary, layout: Layout) -> list[Flowable]:
             caption = f"{len(shown)} of {len(model.threads):,} threads, by rank"
         else:
             labels = [
-                worker_label(model, thread.thread).rsplit("-", 1)[-1] if i % step == 0 else ""
+                thread.thread.rsplit("-", 1)[-1] if i % step == 0 else ""
                 for i, thread in enumerate(shown)
             ]
-            caption = "worker number"
+            caption = f"the number that ends each thread's name ({shown[0].thread}, ...)"
         drawing = _drawing(125, layout)
         chart = _model_bar_chart(
             layout,

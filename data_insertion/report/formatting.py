@@ -1,5 +1,5 @@
-"""Every number as the console shows it, or as a bare integer where a reader (or a checker)
-compares it with a count taken from a database; and the names the report gives runs and models."""
+"""Every number as the console shows it (counts with thousands separators in every table), and
+the names the report gives runs and models."""
 
 from datetime import datetime
 
@@ -23,6 +23,14 @@ def format_share(value: float) -> str:
     return f"{percent:.2f}%"
 
 
+def format_valid_committed(model: ModelSummary) -> str:
+    """The share of valid records committed, or "-" when no record passed validation: with nothing
+    to commit, "100.00%" would claim a success that never happened."""
+    if model.inserted + model.failed == 0:
+        return "-"
+    return format_share(model.valid_committed_share)
+
+
 def format_started(summary: RunSummary) -> str:
     try:
         started = datetime.fromisoformat(summary.started_at)
@@ -32,11 +40,18 @@ def format_started(summary: RunSummary) -> str:
     return f"{started:%Y-%m-%d %H:%M:%S} {zone}".strip()
 
 
+def format_setting(value: object) -> str:
+    """A run option as the report shows it: a count with separators, anything else as it is."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return format_count(value)
+    return str(value)
+
+
 def run_shape(summary: RunSummary) -> str:
     config = summary.config
-    return (
-        f"{config.get('threads', '?')} threads and {config.get('records', '?')} records per model"
-    )
+    threads = format_setting(config.get("threads", "?"))
+    records = format_setting(config.get("records", "?"))
+    return f"{threads} threads and {records} records per model"
 
 
 def short_bound(milliseconds: float) -> str:
@@ -45,8 +60,3 @@ def short_bound(milliseconds: float) -> str:
 
 def model_title(model: ModelSummary) -> str:
     return f"{MODEL_TITLES.get(model.model, model.model)} ({model.database})"
-
-
-def worker_label(model: ModelSummary, thread: str) -> str:
-    """'user-worker-007' reads as 'worker-007' in the users table."""
-    return thread.removeprefix(f"{model.model}-")

@@ -1,5 +1,6 @@
 """The report's look: page geometry, colours, bounds, paragraph styles and the table style."""
 
+import re
 from collections.abc import Iterable
 
 from reportlab.lib import colors
@@ -9,7 +10,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Paragraph, Table, TableStyle
 
 from ..results import Status
-from .fonts import ReportFonts, text_markup
+from .fonts import ReportFonts, text_markup, text_width
 
 TITLE = "Concurrent data insertion report"
 AUTHOR = "distributed-system data_insertion"
@@ -36,6 +37,9 @@ ROW_GREEN = colors.HexColor("#e8f5e9")
 REJECTED_ROW = colors.HexColor("#fff0c2")
 FAILED_ROW = colors.HexColor("#ffcdd2")
 TEXT_GREY = colors.HexColor("#555555")
+
+CELL_FONT_SIZE = 7.5
+CELL_PADDING = 3  # points left and right of a table cell's text
 
 
 class Layout:
@@ -69,7 +73,9 @@ class Layout:
         self.note = ParagraphStyle(
             "note", parent=self.body, fontSize=8, leading=10, textColor=TEXT_GREY, spaceBefore=3
         )
-        self.cell_style = ParagraphStyle("cell", parent=self.body, fontSize=7.5, leading=9)
+        self.cell_style = ParagraphStyle(
+            "cell", parent=self.body, fontSize=CELL_FONT_SIZE, leading=9
+        )
 
     def text(self, value: object) -> str:
         """text_markup in this report's fonts."""
@@ -78,8 +84,24 @@ class Layout:
     def paragraph(self, markup: str, style: ParagraphStyle | None = None) -> Paragraph:
         return Paragraph(markup, style or self.body)
 
+    def text_width(self, value: str) -> float:
+        """The width of a value in a table cell, in points."""
+        return text_width(value, CELL_FONT_SIZE, self.fonts)
+
     def cell(self, value: object) -> Paragraph:
         return Paragraph(self.text(value), self.cell_style)
+
+    def address_cell(self, address: str, column_width: float) -> Paragraph:
+        """An email address in a column of that width: it wraps, where it must, before its "@" and
+        before the dots of its domain, never inside a word (unless one word alone is too wide)."""
+        room = column_width - 2 * CELL_PADDING
+        lines = [""]
+        for piece in _address_pieces(address):
+            if lines[-1] and self.text_width(lines[-1] + piece) > room:
+                lines.append(piece)
+            else:
+                lines[-1] += piece
+        return Paragraph("<br/>".join(map(self.text, lines)), self.cell_style)
 
     def table(
         self,
@@ -94,8 +116,8 @@ class Layout:
         table.setStyle(
             TableStyle(
                 [
-                    ("FONT", (0, 0), (-1, -1), self.fonts.regular, 7.5, 9),
-                    ("FONT", (0, 0), (-1, 0), self.fonts.bold, 7.5, 9),
+                    ("FONT", (0, 0), (-1, -1), self.fonts.regular, CELL_FONT_SIZE, 9),
+                    ("FONT", (0, 0), (-1, 0), self.fonts.bold, CELL_FONT_SIZE, 9),
                     ("BACKGROUND", (0, 0), (-1, 0), HEADER_GREY),
                     ("ROWBACKGROUNDS", (0, 1), (-1, -1), [ROW_GREEN, colors.white]),
                     ("GRID", (0, 0), (-1, -1), 0.4, GRID_GREY),
@@ -103,10 +125,19 @@ class Layout:
                     ("ALIGN", (right_aligned_from, 0), (-1, -1), "RIGHT"),
                     ("TOPPADDING", (0, 0), (-1, -1), 2),
                     ("BOTTOMPADDING", (0, 0), (-1, -1), 2),
-                    ("LEFTPADDING", (0, 0), (-1, -1), 3),
-                    ("RIGHTPADDING", (0, 0), (-1, -1), 3),
+                    ("LEFTPADDING", (0, 0), (-1, -1), CELL_PADDING),
+                    ("RIGHTPADDING", (0, 0), (-1, -1), CELL_PADDING),
                     *extra_style,
                 ]
             )
         )
         return table
+
+
+def _address_pieces(address: str) -> list[str]:
+    """ "ann+x@mail.example.com" -> ["ann+x", "@mail", ".example", ".com"]: the places an address
+    may wrap, before its "@" and before each dot after it (before every dot in one with no "@")."""
+    local, at, domain = address.partition("@")
+    if not at:
+        return re.split(r"(?=\.)", address)
+    return [local, *re.split(r"(?=\.)", at + domain)]

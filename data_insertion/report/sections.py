@@ -11,7 +11,13 @@ from ..results import Status
 from ..summary import ModelSummary, RunSummary
 from .charts import latency_histograms, outcome_and_throughput_charts, thread_charts
 from .details import details_section
-from .formatting import format_count, format_ms, format_share, format_started
+from .formatting import (
+    format_count,
+    format_ms,
+    format_setting,
+    format_started,
+    format_valid_committed,
+)
 from .layout import (
     FAILED_ROW,
     FRAME_WIDTH,
@@ -64,8 +70,8 @@ def _run_header(summary: RunSummary, layout: Layout) -> list[Flowable]:
         ("Run", layout.text(summary.run_id)),
         ("Started", layout.text(format_started(summary))),
         ("Duration", f"{summary.duration_seconds:.2f} s"),
-        ("Threads per model", layout.text(config.get("threads", "?"))),
-        ("Records per model", layout.text(config.get("records", "?"))),
+        ("Threads per model", layout.text(format_setting(config.get("threads", "?")))),
+        ("Records per model", layout.text(format_setting(config.get("records", "?")))),
         ("Data", data),
         ("Seed", layout.text(config.get("seed") if config.get("seed") is not None else "none")),
         ("Invalid ratio", layout.text(config.get("invalid_ratio", "?"))),
@@ -74,7 +80,7 @@ def _run_header(summary: RunSummary, layout: Layout) -> list[Flowable]:
     if "batch_size" in config:  # runs saved before group commit existed have no such option
         batch_size = config["batch_size"]
         commits = (
-            f"group commit, up to {layout.text(batch_size)} records per transaction"
+            f"group commit, up to {layout.text(format_setting(batch_size))} records per transaction"
             if batch_size
             else "one transaction per record"
         )
@@ -117,6 +123,8 @@ def _verdict(summary: RunSummary) -> tuple[bool, str]:
         problems.append("the run was interrupted")
     if summary.failed:
         problems.append(f"{format_count(summary.failed)} valid records failed to commit")
+    if summary.unattempted:
+        problems.append(f"{format_count(summary.unattempted)} records never got a verdict")
     if not summary.reconciled:
         problems.append("the rows counted in the databases do not reconcile with 'inserted'")
     return False, "FAIL: " + "; ".join(problems) + "."
@@ -143,7 +151,7 @@ def _summary_section(summary: RunSummary, layout: Layout) -> list[Flowable]:
             format_count(model.inserted),
             format_count(model.rejected),
             format_count(model.failed),
-            format_share(model.valid_committed_share),
+            format_valid_committed(model),
             f"{model.wall_seconds:.2f}",
             f"{model.rows_per_second:,.0f}",
         ],
@@ -158,7 +166,8 @@ def _summary_section(summary: RunSummary, layout: Layout) -> list[Flowable]:
         layout.paragraph(
             f"The run took {summary.duration_seconds:.2f} s. 'Valid committed' is the share of "
             "records that passed validation and were committed; 'Wall s' runs from a model's "
-            "first insert to its last, and 'Rows/s' is rows committed per second of it.",
+            "first insert to its last, and 'Rows/s' is rows committed per second of it. A '-' "
+            "under 'Valid committed': no record passed validation, so there was nothing to commit.",
             layout.note,
         ),
     ]
@@ -180,17 +189,16 @@ def _reconciliation_section(summary: RunSummary, layout: Layout) -> list[Flowabl
         for row, model in enumerate(summary.models.values(), start=1)
         if not model.reconciled
     ]
-    # Bare integers: these are compared, digit for digit, with counts taken from the databases.
     table = _model_table(
         summary,
         layout,
         header,
         lambda model: [
-            str(model.rows_before),
-            str(model.rows_after),
-            str(model.rows_added),
-            str(model.inserted),
-            "-" if model.rows_found is None else str(model.rows_found),
+            format_count(model.rows_before),
+            format_count(model.rows_after),
+            format_count(model.rows_added),
+            format_count(model.inserted),
+            "-" if model.rows_found is None else format_count(model.rows_found),
             "yes" if model.reconciled else "NO",
         ],
         extra_style=mismatches,
