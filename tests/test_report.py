@@ -324,6 +324,21 @@ def test_a_model_with_nothing_to_commit_shows_a_dash_not_100_percent():
     assert "FAIL: 12 records never got a verdict." in text
 
 
+def test_a_heading_never_ends_a_page_without_what_it_heads():
+    # More databases lengthen the run's header, so the latency heading walks down page 1 and over
+    # to page 2; at some step it would have been the last line of page 1, its table on page 2.
+    pages_with_heading = []
+    for databases in range(16, 30, 2):
+        summary = run_summary(inserted=2, rejected=1)
+        for index in range(databases):
+            summary.databases[f"shard_{index:02d}"] = {"engine": "sqlite", "location": "/data"}
+        pages = [" ".join(text.split()) for text in page_texts(render_pdf(summary))]
+        page = next(number for number, text in enumerate(pages) if "Latency per model" in text)
+        assert "p50 p90 p95 p99 p99.9 Max user 3 " in pages[page]
+        pages_with_heading.append(page)
+    assert pages_with_heading[0] == 0 and pages_with_heading[-1] == 1
+
+
 def test_a_run_without_rejections_says_so():
     summary = run_summary(inserted=12, rejected=0)
     text = pdf_text(render_pdf(summary))

@@ -62,7 +62,7 @@ def latency_histograms(summary: RunSummary, layout: Layout) -> list[Flowable]:
         layout.paragraph(
             "Records per latency bucket, five buckets to a decade; each bar is labelled with its "
             "upper bound in milliseconds.",
-            layout.note,
+            layout.introduction,
         ),
     ]
     font = layout.fonts.regular

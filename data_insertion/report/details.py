@@ -37,7 +37,7 @@ def details_section(summary: RunSummary, layout: Layout) -> list[Flowable]:
             f"Every rejected or failed record up to {PROBLEM_RECORDS_KEPT:,} per model and the "
             f"first {INSERTED_RECORDS_KEPT:,} inserted ones, in the order they finished. "
             "Rejected rows are amber, failed rows red.",
-            layout.note,
+            layout.introduction,
         ),
     ]
     for model in summary.models.values():

@@ -53,6 +53,8 @@ class Layout:
         self.title = ParagraphStyle(
             "title", parent=self.body, fontName=fonts.bold, fontSize=18, leading=22, spaceAfter=2
         )
+        # A heading, and the note that introduces what follows it, stay on the page of what
+        # they head: never alone at the bottom of one.
         self.heading = ParagraphStyle(
             "heading",
             parent=self.body,
@@ -61,6 +63,7 @@ class Layout:
             leading=16,
             spaceBefore=10,
             spaceAfter=5,
+            keepWithNext=1,
         )
         self.subheading = ParagraphStyle(
             "subheading",
@@ -73,6 +76,7 @@ class Layout:
         self.note = ParagraphStyle(
             "note", parent=self.body, fontSize=8, leading=10, textColor=TEXT_GREY, spaceBefore=3
         )
+        self.introduction = ParagraphStyle("introduction", parent=self.note, keepWithNext=1)
         self.cell_style = ParagraphStyle(
             "cell", parent=self.body, fontSize=CELL_FONT_SIZE, leading=9
         )

@@ -5,7 +5,7 @@ from collections.abc import Callable, Iterable
 
 from reportlab.lib import colors
 from reportlab.lib.units import mm
-from reportlab.platypus import CondPageBreak, Flowable, PageBreak, Spacer, Table, TableStyle
+from reportlab.platypus import Flowable, PageBreak, Spacer, Table, TableStyle
 
 from ..results import Status
 from ..summary import ModelSummary, RunSummary
@@ -277,10 +277,9 @@ def _thread_section(summary: RunSummary, layout: Layout) -> list[Flowable]:
             f"the database. Above {THREAD_BARS_PER_MODEL} threads the chart ranks the threads "
             f"from fastest to slowest and shows {THREAD_BARS_PER_MODEL} evenly spaced ranks, "
             "the fastest and the slowest included.",
-            layout.note,
+            layout.introduction,
         ),
         *thread_charts(summary, layout),
-        CondPageBreak(60 * mm),
         layout.paragraph("Thread analysis", layout.subheading),
         *_thread_table(summary, layout),
     ]
@@ -381,7 +380,7 @@ def _reasons_section(summary: RunSummary, layout: Layout) -> list[Flowable]:
         layout.paragraph(
             "Reasons grouped by model, most frequent first. A record rejected on two fields "
             "counts once under each.",
-            layout.note,
+            layout.introduction,
         ),
         layout.table(header, rows, widths, right_aligned_from=4, extra_style=extra_style),
         *(layout.paragraph(note, layout.note) for note in notes),
