@@ -12,6 +12,7 @@ from io import BytesIO
 import pytest
 from pypdf import PdfReader
 from reportlab import rl_config
+from reportlab.pdfbase.pdfmetrics import stringWidth
 
 from data_insertion import report
 from data_insertion.report import render_pdf, render_report
@@ -155,6 +156,25 @@ def font_families(pdf: bytes) -> set[str]:
     return {
         str(font["/BaseFont"]).lstrip("/").split("+")[-1].split("-")[0] for font in page_fonts(pdf)
     }
+
+
+def text_runs(pdf: bytes, page_number: int, font_size: float) -> list[tuple[str, float, float]]:
+    """(text, x, y) of every string drawn at that size on that page, x being its left edge."""
+    runs = []
+
+    def visit(text, matrix, text_matrix, font, size):
+        if text.strip() and size == font_size:
+            x, y = text_matrix[4], text_matrix[5]
+            runs.append(
+                (
+                    text.strip(),
+                    x * matrix[0] + y * matrix[2] + matrix[4],
+                    x * matrix[1] + y * matrix[3] + matrix[5],
+                )
+            )
+
+    PdfReader(BytesIO(pdf)).pages[page_number - 1].extract_text(visitor_text=visit)
+    return runs
 
 
 def test_metadata_names_the_report_and_the_run():
@@ -322,6 +342,32 @@ def test_a_model_with_nothing_to_commit_shows_a_dash_not_100_percent():
     assert "user users_db 12 9 3 0 100.00%" in text
     # The run's verdict names why it failed: the orders never got one.
     assert "FAIL: 12 records never got a verdict." in text
+
+
+def test_histogram_axis_labels_never_overlap():
+    summary = run_summary()
+    # 41 buckets, 0.001 ms to 100 s: labels like "1,000" and "1,585" once ran together.
+    for model in summary.models.values():
+        model.latency_histogram = [[round(10 ** (k / 5), 3), 10] for k in range(-15, 26)]
+    pdf = render_pdf(summary)
+    histogram_page = next(
+        number
+        for number, text in enumerate(page_texts(pdf), start=1)
+        if "Latency distribution" in text
+    )
+    labels = sorted(text_runs(pdf, histogram_page, font_size=7), key=lambda run: (-run[2], run[1]))
+    font = report.register_fonts(report.FONT_DIRECTORIES).regular
+    axes = {}
+    for text, x, y in labels:
+        axes.setdefault(round(y), []).append((x, x + stringWidth(text, font, 7), text))
+    # A row of labels is a latency axis; the counts' axis has one label to a row.
+    bound_axes = [row for row in axes.values() if len(row) >= 5]
+    assert len(bound_axes) == 3  # one per model
+    for row in bound_axes:
+        assert len(row) >= 8
+        assert all(len(text) <= 6 for *_, text in row)
+        for (_, right, text), (left, _, next_text) in zip(row, row[1:], strict=False):
+            assert right + 2 < left, f"{text!r} runs into {next_text!r}"
 
 
 def test_a_heading_never_ends_a_page_without_what_it_heads():

@@ -1,11 +1,14 @@
 """The charts, drawn with reportlab.graphics as vectors: outcomes, throughput, latency, threads."""
 
+import math
+
 from reportlab.graphics.charts.barcharts import VerticalBarChart
 from reportlab.graphics.charts.legends import Legend
 from reportlab.graphics.charts.lineplots import LinePlot
 from reportlab.graphics.shapes import Drawing, Group, String
 from reportlab.graphics.widgets.markers import makeMarker
 from reportlab.lib import colors
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Flowable
 
 from ..summary import ModelSummary, RunSummary, ThreadSummary
@@ -18,6 +21,9 @@ from .layout import (
     THREAD_BARS_PER_MODEL,
     Layout,
 )
+
+AXIS_LABEL_SIZE = 7
+AXIS_LABEL_GAP = 4  # points between two category labels, so they read as two numbers
 
 
 def outcome_and_throughput_charts(summary: RunSummary, layout: Layout) -> list[Flowable]:
@@ -71,16 +77,12 @@ def latency_histograms(summary: RunSummary, layout: Layout) -> list[Flowable]:
         if not model.latency_histogram:
             flowables.append(layout.paragraph("No latencies recorded."))
             continue
-        bounds = [bound for bound, _count in model.latency_histogram]
-        # Every label on a short axis; every second or third on a long one, so none overlap.
-        step = max(1, -(-len(bounds) // 24))
-        labels = [short_bound(bound) if i % step == 0 else "" for i, bound in enumerate(bounds)]
         drawing = _drawing(165, layout)
         chart = _model_bar_chart(
             layout,
             drawing,
             [count for _bound, count in model.latency_histogram],
-            labels,
+            [short_bound(bound) for bound, _count in model.latency_histogram],
             (50, 32, FRAME_WIDTH - 60, 118),
             index,
         )
@@ -102,16 +104,12 @@ def thread_charts(summary: RunSummary, layout: Layout) -> list[Flowable]:
         if not model.threads:
             continue
         shown, sampled = _sampled_threads(model.threads)
-        step = max(1, -(-len(shown) // 20))
         if sampled:
             labels = [""] * len(shown)
             labels[0], labels[-1] = "fastest", "slowest"
             caption = f"{len(shown)} of {len(model.threads):,} threads, by rank"
         else:
-            labels = [
-                thread.thread.rsplit("-", 1)[-1] if i % step == 0 else ""
-                for i, thread in enumerate(shown)
-            ]
+            labels = [thread.thread.rsplit("-", 1)[-1] for thread in shown]
             caption = f"the number that ends each thread's name ({shown[0].thread}, ...)"
         drawing = _drawing(125, layout)
         chart = _model_bar_chart(
@@ -256,11 +254,13 @@ def _bar_chart(
     chart = VerticalBarChart()
     chart.x, chart.y, chart.width, chart.height = plot
     chart.data = series
-    chart.categoryAxis.categoryNames = labels
     chart.categoryAxis.labels.fontName = layout.fonts.regular
-    chart.categoryAxis.labels.fontSize = 7
+    chart.categoryAxis.labels.fontSize = AXIS_LABEL_SIZE
+    chart.categoryAxis.categoryNames = _thinned_labels(
+        labels, chart.width / max(1, len(labels)), layout.fonts.regular
+    )
     chart.valueAxis.labels.fontName = layout.fonts.regular
-    chart.valueAxis.labels.fontSize = 7
+    chart.valueAxis.labels.fontSize = AXIS_LABEL_SIZE
     chart.valueAxis.valueMin = 0
     if max((max(values, default=0) for values in series), default=0) <= 0:
         chart.valueAxis.valueMax = 1  # an all-zero axis has no scale to draw
@@ -269,3 +269,19 @@ def _bar_chart(
     chart.valueAxis.gridStrokeWidth = 0.4
     drawing.add(chart)
     return chart
+
+
+def _thinned_labels(labels: list[str], slot_width: float, font: str) -> list[str]:
+    """The labels, with as many blanked as it takes to keep a gap between any two still shown.
+    Each is centred under its bar, so shown labels must be as many slots apart as the widest needs
+    (measured, not guessed from the count: "0.0016" needs three times the room of "4")."""
+    widest = max((stringWidth(label, font, AXIS_LABEL_SIZE) for label in labels), default=0)
+    step = max(1, math.ceil((widest + AXIS_LABEL_GAP) / slot_width))
+    thinned, last_shown = [], -step
+    for index, label in enumerate(labels):
+        if label and index - last_shown >= step:
+            thinned.append(label)
+            last_shown = index
+        else:
+            thinned.append("")
+    return thinned

@@ -55,7 +55,11 @@ def run_shape(summary: RunSummary) -> str:
 
 
 def short_bound(milliseconds: float) -> str:
-    return f"{milliseconds:.2g}" if milliseconds < 10 else f"{milliseconds:,.0f}"
+    """Two significant digits, thousands as "k": 0.0016, 0.25, 6.3, 40, 160, 1.6k, 25k."""
+    rounded = float(f"{milliseconds:.2g}")
+    if rounded >= 1000:
+        return f"{rounded / 1000:g}k"
+    return f"{rounded:g}"
 
 
 def model_title(model: ModelSummary) -> str:
