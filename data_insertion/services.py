@@ -174,7 +174,9 @@ def save_checked(instance: Model) -> dict[str, list[str]]:
 def _lock_keys(instances: list[Model]) -> list[str]:
     """The keys a write must hold so that no other writer can insert the same one meanwhile:
     a user's normalized email."""
-    return sorted({i.email_normalized for i in instances if isinstance(i, User)})
+    if not isinstance(instances[0], User):
+        return []
+    return sorted({instance.email_normalized for instance in instances})
 
 
 def _check_unique_emails(records: list[PreparedRecord]) -> dict[int, dict[str, list[str]]]:
@@ -187,7 +189,8 @@ def _check_unique_emails(records: list[PreparedRecord]) -> dict[int, dict[str, l
     duplicates = {}
     seen = set()
     for i, (record, key) in enumerate(zip(records, keys, strict=True)):
-        if key in seen or owners.get(key, set()) - {record.instance.pk}:
+        holders = owners.get(key)
+        if key in seen or (holders and holders != {record.instance.pk}):
             duplicates[i] = {"email": [DUPLICATE_EMAIL]}
         seen.add(key)
     return duplicates

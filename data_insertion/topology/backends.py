@@ -90,9 +90,10 @@ class Backend:
             yield
 
     @contextmanager
-    def cursor(self) -> Iterator:
-        """A cursor for one statement, counted against the database's connection cap."""
-        connection = self.connection
+    def cursor(self, connection=None) -> Iterator:
+        """A cursor for one statement, counted against the database's connection cap;
+        `connection` is the thread's connection to this database, if the caller has it."""
+        connection = connection or self.connection
         take_permit(connection)
         with connection.cursor() as cursor:
             yield cursor
@@ -202,9 +203,9 @@ class SQLiteBackend(Backend):
             dbapi.execute(f"RELEASE SAVEPOINT {name}")
 
     @contextmanager
-    def cursor(self) -> Iterator:
+    def cursor(self, connection=None) -> Iterator:
         """The sqlite3 cursor itself (`?` markers), inside Django's error translation."""
-        connection = self.connection
+        connection = connection or self.connection
         if connection.connection is None:
             if self.alias in self._open_transactions():
                 # A new connection would autocommit what the transaction was to hold.
@@ -322,11 +323,12 @@ _backends: dict[tuple[str, str], Backend] = {}
 
 
 def backend(alias: str) -> Backend:
-    """The backend of the database behind `alias` (by its vendor, as settings configure it)."""
-    vendor = connections[alias].vendor
-    found = _backends.get((alias, vendor))
+    """The backend of the database behind `alias`, by the engine its settings name (read from
+    the settings, not the thread's connection: this is asked several times per record)."""
+    engine = connections.settings[alias]["ENGINE"]
+    found = _backends.get((alias, engine))
     if found is None:
-        found = _backends.setdefault((alias, vendor), BACKENDS[vendor](alias))
+        found = _backends.setdefault((alias, engine), BACKENDS[connections[alias].vendor](alias))
     return found
 
 
