@@ -7,8 +7,15 @@ import sys
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "distributed_system.settings")
-    from django.core.exceptions import ImproperlyConfigured
-    from django.core.management import execute_from_command_line
+    try:
+        from django.core.exceptions import ImproperlyConfigured
+        from django.core.management import execute_from_command_line
+    except ImportError:
+        sys.exit(
+            f"Django is not installed for {sys.executable}: run ./setup.sh (setup.bat on "
+            "Windows), then use .venv/bin/python, or activate the venv first "
+            "(. .venv/bin/activate; on Windows .venv\\Scripts\\activate)."
+        )
 
     # A name the terminal's encoding lacks is shown escaped rather than stopping the output.
     for stream in (sys.stdout, sys.stderr):

@@ -21,4 +21,8 @@ atexit.register(shutil.rmtree, DATA_DIR, ignore_errors=True)
 # their own processes.
 DATABASES = configured_databases({}, DATA_DIR, SQLITE_TIMEOUT_SECONDS, MAX_CONNECTIONS_PER_DATABASE)
 
+# WhiteNoise reads STATIC_ROOT when a test first makes a request: never the repository's.
+STATIC_ROOT = DATA_DIR / "staticfiles"
+STATIC_ROOT.mkdir()
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

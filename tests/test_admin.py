@@ -36,6 +36,30 @@ def test_the_admin_lists_and_adds_records_in_their_own_databases(client):
     assert User.objects.using("users_db").count() == 1
 
 
+def test_an_admin_addition_takes_the_engines_insert_path(client, monkeypatch):
+    """The admin and the engine insert through the same code: persistence.insert_rows, called
+    by the services in the same write transaction as the same checks."""
+    from data_insertion import services
+
+    inserted = []
+    real_insert_rows = services.insert_rows
+
+    def recording(instances, alias):
+        inserted.append((type(instances[0]).__name__, alias))
+        real_insert_rows(instances, alias)
+
+    monkeypatch.setattr(services, "insert_rows", recording)
+    get_user_model().objects.create_superuser("admin", "admin@example.com", "pw-for-tests")
+    client.login(username="admin", password="pw-for-tests")
+    added = client.post(
+        "/admin/data_insertion/user/add/", {"name": "Zoë", "email": "z@example.com"}
+    )
+    assert added.status_code == 302
+    assert inserted == [("User", "users_db")]
+    stored = User.objects.get()
+    assert (stored.email_normalized, stored.created_at is not None) == ("z@example.com", True)
+
+
 def test_the_admin_refuses_a_product_breaking_a_rule(client):
     get_user_model().objects.create_superuser("admin", "admin@example.com", "pw-for-tests")
     client.login(username="admin", password="pw-for-tests")

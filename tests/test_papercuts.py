@@ -73,3 +73,17 @@ def test_a_closed_pipe_exits_1_and_says_why_on_stderr(tmp_path):
     assert process.wait(timeout=120) == 1
     assert "standard output was closed" in stderr
     assert "Traceback" not in stderr
+
+
+def test_manage_py_without_django_says_to_set_up_or_activate_the_venv(tmp_path):
+    """A bare `python manage.py ...` outside the venv: one line, not a ModuleNotFoundError."""
+    result = subprocess.run(
+        [sys.executable, "-S", "manage.py", "insert_data"],  # -S: no site-packages, no Django
+        cwd=PROJECT,
+        env=environment(tmp_path),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "./setup.sh" in result.stderr and ".venv/bin/activate" in result.stderr
