@@ -20,7 +20,7 @@ from data_insertion.engine import (
 )
 from data_insertion.housekeeping import count_rows
 from data_insertion.results import MODELS, InsertionResult, Status
-from data_insertion.summary import RunTally, build_summary
+from data_insertion.tallies import RunTally, build_summary
 from tests.conftest import all_databases
 from tests.processes import PROJECT
 

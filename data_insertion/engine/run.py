@@ -30,7 +30,8 @@ from ..housekeeping import (
 )
 from ..models import Product, User
 from ..results import InsertionResult, unexpected_failure
-from ..summary import RunSummary, RunTally, build_summary
+from ..summary import RunSummary
+from ..tallies import RunTally, build_summary
 from ..topology import MODEL_DATABASES
 from .committers import GroupCommits, PerRecordCommits, commit_strategy
 from .config import WHOLE_RUN, SimulationConfig, Slice

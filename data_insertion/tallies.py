@@ -1,0 +1,290 @@
+"""Counting while a run goes on: a ModelTally per model, fed by many threads at once, in bounded
+memory (counts, a histogram, a capped sample of records). The tallies of a run's slices merge
+(RunTally.merge) into the tally of the whole; build_summary() then turns it, with the rows
+counted in each database, into the RunSummary every output renders.
+"""
+
+import math
+import threading
+import time
+from array import array
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from .histogram import LatencyHistogram
+from .results import MODELS, InsertionResult, Status
+from .summary import (
+    INSERTED_RECORDS_KEPT,
+    PERCENTILES,
+    PROBLEM_RECORDS_KEPT,
+    TIMELINE_POINTS,
+    TIMELINE_RESOLUTION_SECONDS,
+    LatencySummary,
+    ModelSummary,
+    ReasonCount,
+    RecordDetail,
+    RunSummary,
+    ThreadSummary,
+)
+
+
+class _ThreadTally:
+    __slots__ = ("handled", "inserted", "rejected", "failed", "latency")
+
+    def __init__(self) -> None:
+        self.handled = self.inserted = self.rejected = self.failed = 0
+        self.latency = 0.0
+
+    def merge(self, other: "_ThreadTally") -> None:
+        for name in self.__slots__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+class ModelTally:
+    """Everything a summary needs from one model's results, fed by many threads at once."""
+
+    def __init__(self, model: str, run_started: float) -> None:
+        self.model = model
+        self.run_started = run_started
+        self.first_started: float | None = None
+        self.last_finished: float | None = None
+        self.counts = Counter()
+        self.histogram = LatencyHistogram()
+        self.threads: dict[str, _ThreadTally] = {}
+        self.reasons: Counter[tuple[str, str, str]] = Counter()
+        self.timeline: Counter[int] = Counter()
+        self.inserted_pks = array("q")
+        self.records: list[RecordDetail] = []
+        self.problem_records_kept = 0
+        self.inserted_records_kept = 0
+        self._lock = threading.Lock()
+
+    def add_all(self, results: Sequence[InsertionResult]) -> None:
+        """Count results that finished together: one record's, or a batch's (one lock for all)."""
+        finished = time.perf_counter()
+        bucket = int((finished - self.run_started) / TIMELINE_RESOLUTION_SECONDS)
+        counts, record_latency, threads = self.counts, self.histogram.record, self.threads
+        with self._lock:
+            if self.last_finished is None or finished > self.last_finished:
+                self.last_finished = finished
+            for result in results:
+                latency = result.latency
+                started = finished - latency
+                if self.first_started is None or started < self.first_started:
+                    self.first_started = started
+                counts[result.status] += 1
+                record_latency(latency)
+                thread = threads.get(result.thread)
+                if thread is None:
+                    thread = threads[result.thread] = _ThreadTally()
+                thread.handled += 1
+                thread.latency += latency
+                if result.status == Status.INSERTED:
+                    thread.inserted += 1
+                    self.inserted_pks.append(result.pk)
+                    self.timeline[bucket] += 1
+                    keep = self.inserted_records_kept < INSERTED_RECORDS_KEPT
+                    self.inserted_records_kept += keep
+                else:
+                    if result.status == Status.REJECTED:
+                        thread.rejected += 1
+                    else:
+                        thread.failed += 1
+                    for name, messages in result.errors.items():
+                        for message in messages:
+                            self.reasons[(result.status, name, message)] += 1
+                    keep = self.problem_records_kept < PROBLEM_RECORDS_KEPT
+                    self.problem_records_kept += keep
+                if keep:
+                    self.records.append(
+                        RecordDetail(
+                            status=result.status,
+                            values=result.values,
+                            reasons=result.reasons,
+                            thread=result.thread,
+                            latency_ms=round(latency * 1000, 3),
+                            pk=result.pk,
+                        )
+                    )
+
+    @property
+    def attempted(self) -> int:
+        return sum(self.counts.values())
+
+    def merge(self, other: "ModelTally") -> None:
+        """Add another slice's tally of the same model (same time origin) to this one."""
+        with self._lock:
+            self.first_started = _earliest(self.first_started, other.first_started)
+            if other.last_finished is not None:
+                self.last_finished = max(
+                    self.last_finished or other.last_finished, other.last_finished
+                )
+            self.counts.update(other.counts)
+            self.histogram.merge(other.histogram)
+            for name, thread in other.threads.items():
+                self.threads.setdefault(name, _ThreadTally()).merge(thread)
+            self.reasons.update(other.reasons)
+            self.timeline.update(other.timeline)
+            self.inserted_pks.extend(other.inserted_pks)
+            for record in other.records:
+                inserted = record.status == Status.INSERTED
+                if inserted and self.inserted_records_kept < INSERTED_RECORDS_KEPT:
+                    self.inserted_records_kept += 1
+                elif not inserted and self.problem_records_kept < PROBLEM_RECORDS_KEPT:
+                    self.problem_records_kept += 1
+                else:
+                    continue
+                self.records.append(record)
+
+
+def _earliest(first: float | None, second: float | None) -> float | None:
+    return second if first is None else first if second is None else min(first, second)
+
+
+class RunTally:
+    """The tallies of every model for one slice of a run, or for the whole run once the
+    slices' tallies are merged."""
+
+    def __init__(self, run_started: float) -> None:
+        self.models = {model: ModelTally(model, run_started) for model in MODELS}
+
+    def add_all(self, results: Sequence[InsertionResult]) -> None:
+        """Count results that finished together (all of one model)."""
+        self.models[results[0].model].add_all(results)
+
+    def results_counter(
+        self, also: Callable[[list[InsertionResult]], None]
+    ) -> Callable[[list[InsertionResult]], None]:
+        """A callback for the engine: counts the results, then hands them to `also`."""
+
+        def count(results: list[InsertionResult]) -> None:
+            self.add_all(results)
+            also(results)
+
+        return count
+
+    def merge(self, other: "RunTally") -> None:
+        for model, tally in other.models.items():
+            self.models[model].merge(tally)
+
+    @classmethod
+    def merged(cls, tallies: Iterable["RunTally"], run_started: float) -> "RunTally":
+        whole = cls(run_started)
+        for tally in tallies:
+            whole.merge(tally)
+        return whole
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 3)
+
+
+def _latency_summary(histogram: LatencyHistogram) -> LatencySummary:
+    if not histogram.count:
+        return LatencySummary(0, 0, 0, 0, 0, 0, 0, 0, 0)
+    return LatencySummary(
+        count=histogram.count,
+        min=_ms(histogram.minimum),
+        mean=_ms(histogram.mean),
+        max=_ms(histogram.maximum),
+        **{name: _ms(histogram.percentile(p)) for name, p in PERCENTILES.items()},
+    )
+
+
+def _latency_histogram(histogram: LatencyHistogram) -> list[list[float]]:
+    """Counts in buckets five to a decade (0.1, 0.16, 0.25, 0.4, 0.63, 1 ms ...), trimmed."""
+    if not histogram.count:
+        return []
+    low = 10 ** (math.floor(math.log10(max(histogram.minimum, 1e-6)) * 5) / 5)
+    edges = [low]
+    while edges[-1] <= histogram.maximum:
+        edges.append(edges[-1] * 10**0.2)
+    counts = histogram.coarse(edges)
+    return [[_ms(upper), count] for upper, count in zip(edges[1:], counts, strict=False)]
+
+
+def build_summary(
+    *,
+    run_id: str,
+    started_at: str,
+    duration_seconds: float,
+    config: dict[str, Any],
+    environment: dict[str, str],
+    databases: dict[str, dict[str, str]],
+    tallies: dict[str, ModelTally],
+    model_databases: dict[str, str],
+    rows_before: dict[str, int],
+    rows_after: dict[str, int],
+    rows_found: dict[str, int] | None = None,
+    interrupted: bool = False,
+    output_error: str | None = None,
+) -> RunSummary:
+    interval = _timeline_interval(duration_seconds)
+    models = {}
+    for model, tally in tallies.items():
+        wall = (
+            tally.last_finished - tally.first_started
+            if tally.first_started is not None and tally.last_finished is not None
+            else 0.0
+        )
+        inserted = tally.counts[Status.INSERTED]
+        steps = max(1, round(interval / TIMELINE_RESOLUTION_SECONDS))
+        points = math.ceil(duration_seconds / interval) if duration_seconds else 0
+        timeline = [0] * points
+        for bucket, count in tally.timeline.items():
+            timeline[min(points - 1, bucket // steps)] += count
+        models[model] = ModelSummary(
+            model=model,
+            database=model_databases[model],
+            attempted=tally.attempted,
+            inserted=inserted,
+            rejected=tally.counts[Status.REJECTED],
+            failed=tally.counts[Status.FAILED],
+            wall_seconds=round(wall, 4),
+            rows_per_second=round(inserted / wall, 1) if wall > 0 else 0.0,
+            latency_ms=_latency_summary(tally.histogram),
+            rows_before=rows_before[model],
+            rows_after=rows_after[model],
+            latency_histogram=_latency_histogram(tally.histogram),
+            timeline=timeline,
+            timeline_interval_seconds=interval,
+            threads=[
+                ThreadSummary(
+                    thread=name,
+                    handled=t.handled,
+                    inserted=t.inserted,
+                    rejected=t.rejected,
+                    failed=t.failed,
+                    mean_latency_ms=_ms(t.latency / t.handled) if t.handled else 0.0,
+                )
+                for name, t in sorted(tally.threads.items())
+            ],
+            reasons=[
+                ReasonCount(status=status, field=name, message=message, count=count)
+                for (status, name, message), count in tally.reasons.most_common()
+            ],
+            records=tally.records,
+            records_omitted=tally.attempted - len(tally.records),
+            rows_found=rows_found[model] if rows_found is not None else None,
+        )
+    return RunSummary(
+        run_id=run_id,
+        started_at=started_at,
+        duration_seconds=round(duration_seconds, 4),
+        config=config,
+        environment=environment,
+        databases=databases,
+        models=models,
+        interrupted=interrupted,
+        output_error=output_error,
+    )
+
+
+def _timeline_interval(duration_seconds: float) -> float:
+    """A round interval that cuts the run into at most TIMELINE_POINTS pieces."""
+    raw = max(duration_seconds / TIMELINE_POINTS, TIMELINE_RESOLUTION_SECONDS)
+    for step in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600):
+        if step >= raw:
+            return step
+    return math.ceil(raw / 600) * 600
