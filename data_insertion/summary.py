@@ -141,27 +141,17 @@ class RunSummary:
         problems = []
         if self.output_error:
             problems.append(
-                Problem(
-                    f"the run's output could not be written ({self.output_error}); every "
-                    "record was counted all the same",
-                    1,
-                )
+                Problem(f"the run's output could not be written ({self.output_error})", 1)
             )
         if self.interrupted:
             problems.append(
                 Problem(
-                    "interrupted: the counts are what was committed before the stop",
+                    "the run was interrupted: the counts are what was committed before the stop",
                     INTERRUPTED_EXIT_CODE,
                 )
             )
         if self.failed:
-            problems.append(
-                Problem(
-                    f"{self.failed:,} valid records failed to commit (the reasons are listed; "
-                    "--details gives every record)",
-                    1,
-                )
-            )
+            problems.append(Problem(f"{self.failed:,} valid records failed to commit", 1))
         if self.unattempted:
             problems.append(Problem(f"{self.unattempted:,} records never got a verdict", 1))
         if not self.reconciled:
@@ -169,6 +159,17 @@ class RunSummary:
                 Problem("the rows counted in the databases do not reconcile with 'inserted'", 1)
             )
         return problems
+
+    @property
+    def verdict(self) -> str:
+        """The verdict in one line, as the PDF and the command's error show it."""
+        problems = self.problems
+        if not problems:
+            return (
+                "PASS: every valid record was committed and the rows counted in each database "
+                "reconcile with 'inserted'."
+            )
+        return "FAIL: " + "; ".join(problem.message for problem in problems) + "."
 
     @property
     def ok(self) -> bool:

@@ -1,12 +1,15 @@
 """The summary: tallies of a run's slices merge into the tally of the whole, and its problems are
 the one verdict that the console, the PDF and the exit status render."""
 
+import io
+import json
 import random
 import subprocess
 import sys
 import threading
 
 import pytest
+from django.core.management import CommandError, call_command
 
 from data_insertion.engine import (
     PHASES,
@@ -152,3 +155,35 @@ def test_importing_the_report_does_not_import_the_database_stack():
         "django.db",
     ):
         assert module not in loaded
+
+
+@all_databases
+def test_the_console_the_pdf_and_the_exit_status_render_one_verdict(monkeypatch, output_dir):
+    from django.db import OperationalError
+
+    from data_insertion import services
+    from data_insertion.summary import RunSummary
+    from tests.test_report import pdf_text
+
+    real_insert_rows = services.insert_rows
+
+    def broken_products(instances, alias):
+        if instances[0]._meta.model_name == "product":
+            raise OperationalError("disk I/O error")  # not transient: failed at once
+        real_insert_rows(instances, alias)
+
+    monkeypatch.setattr(services, "insert_rows", broken_products)
+    json_path, pdf_path = output_dir / "run.json", output_dir / "run.pdf"
+    with pytest.raises(CommandError) as error:
+        call_command(
+            "generate_pdf_report",
+            json=str(json_path),
+            output=str(pdf_path),
+            verbosity=0,
+            stdout=io.StringIO(),
+        )
+    summary = RunSummary.from_dict(json.loads(json_path.read_text()))
+    assert [problem.message for problem in summary.problems] == ["9 valid records failed to commit"]
+    assert str(error.value) == summary.verdict == "FAIL: 9 valid records failed to commit."
+    assert error.value.returncode == summary.exit_code == 1
+    assert summary.verdict in pdf_text(pdf_path.read_bytes())

@@ -100,10 +100,7 @@ class RunCommand(OneLineErrorCommand):
     def finish(self, summary: RunSummary, options: dict) -> None:
         """Exit with the summary's verdict: its problems in one line, or success."""
         if summary.problems:
-            raise CommandError(
-                "; ".join(problem.message for problem in summary.problems) + ".",
-                returncode=summary.exit_code,
-            )
+            raise CommandError(summary.verdict, returncode=summary.exit_code)
         self.stdout.write(self.style.SUCCESS("Data insertion completed"))
 
 

@@ -112,24 +112,6 @@ def _run_header(summary: RunSummary, layout: Layout) -> list[Flowable]:
     return [layout.paragraph(TITLE, layout.title), Spacer(1, 4), table]
 
 
-def _verdict(summary: RunSummary) -> tuple[bool, str]:
-    if summary.ok:
-        return True, (
-            "PASS: every valid record was committed and the rows counted in each database "
-            "reconcile with 'inserted'."
-        )
-    problems = []
-    if summary.interrupted:
-        problems.append("the run was interrupted")
-    if summary.failed:
-        problems.append(f"{format_count(summary.failed)} valid records failed to commit")
-    if summary.unattempted:
-        problems.append(f"{format_count(summary.unattempted)} records never got a verdict")
-    if not summary.reconciled:
-        problems.append("the rows counted in the databases do not reconcile with 'inserted'")
-    return False, "FAIL: " + "; ".join(problems) + "."
-
-
 def _summary_section(summary: RunSummary, layout: Layout) -> list[Flowable]:
     header = [
         "Model",
@@ -156,13 +138,12 @@ def _summary_section(summary: RunSummary, layout: Layout) -> list[Flowable]:
             f"{model.rows_per_second:,.0f}",
         ],
     )
-    passed, verdict = _verdict(summary)
-    color = "#2e7d32" if passed else "#c62828"
+    color = "#2e7d32" if summary.ok else "#c62828"
     return [
         layout.paragraph("Summary", layout.heading),
         table,
         Spacer(1, 4),
-        layout.paragraph(f'<font color="{color}"><b>{verdict}</b></font>'),
+        layout.paragraph(f'<font color="{color}"><b>{layout.text(summary.verdict)}</b></font>'),
         layout.paragraph(
             f"The run took {summary.duration_seconds:.2f} s. 'Valid committed' is the share of "
             "records that passed validation and were committed; 'Wall s' runs from a model's "
