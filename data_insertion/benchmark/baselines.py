@@ -14,6 +14,7 @@ Each returns the number of records that failed (always 0: an error stops the ben
 
 import sqlite3
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.conf import settings
@@ -65,6 +66,38 @@ def _order_row(values: dict, now) -> tuple:
     return (values["user_id"], values["product_id"], values["quantity"], now)
 
 
+@dataclass(frozen=True)
+class _Statements:
+    """The SQL both per-record baselines run, in the driver's parameter marker."""
+
+    insert_user: str
+    insert_product: str
+    insert_order: str
+    email_taken: str
+    user_exists: str
+    product_exists: str
+
+
+def _insert_sql(model, marker: str) -> str:
+    fields = _columns(model)
+    return (
+        f'INSERT INTO "{model._meta.db_table}" ({", ".join(fields)}) '
+        f"VALUES ({', '.join([marker] * len(fields))})"
+    )
+
+
+def _statements(marker: str) -> _Statements:
+    users, products = User._meta.db_table, Product._meta.db_table
+    return _Statements(
+        insert_user=_insert_sql(User, marker),
+        insert_product=_insert_sql(Product, marker),
+        insert_order=_insert_sql(Order, marker),
+        email_taken=f'SELECT 1 FROM "{users}" WHERE email_normalized = {marker} LIMIT 1',
+        user_exists=f'SELECT 1 FROM "{users}" WHERE id = {marker} LIMIT 1',
+        product_exists=f'SELECT 1 FROM "{products}" WHERE id = {marker} LIMIT 1',
+    )
+
+
 def _run_threads(bodies: dict[str, Callable[[range], None]], threads: int, records: int) -> None:
     """Each body from `threads` threads, on every `threads`-th record: the engine's runner."""
     run_workers(
@@ -92,33 +125,21 @@ def _sqlite_connection(alias: str) -> sqlite3.Connection:
     return connection
 
 
-def _sqlite_insert_sql(model) -> str:
-    fields = _columns(model)
-    return (
-        f'INSERT INTO "{model._meta.db_table}" ({", ".join(fields)}) '
-        f"VALUES ({', '.join('?' * len(fields))})"
-    )
-
-
 def _sqlite_now() -> str:
     return datetime.now(UTC).replace(tzinfo=None).isoformat(" ")
 
 
 def _sqlite_per_record(dataset: Dataset, threads: int) -> int:
     """One BEGIN IMMEDIATE per record from `threads` threads per model, checks included."""
-    user_sql = _sqlite_insert_sql(User)
-    product_sql, order_sql = _sqlite_insert_sql(Product), _sqlite_insert_sql(Order)
-    email_taken = f'SELECT 1 FROM "{User._meta.db_table}" WHERE email_normalized = ? LIMIT 1'
-    user_exists = f'SELECT 1 FROM "{User._meta.db_table}" WHERE id = ? LIMIT 1'
-    product_exists = f'SELECT 1 FROM "{Product._meta.db_table}" WHERE id = ? LIMIT 1'
+    sql = _statements("?")
 
     def insert_users(indexes: range) -> None:
         connection = _sqlite_connection(USERS)
         for index in indexes:
             row = _user_row(dataset.user(index), _sqlite_now())
             connection.execute("BEGIN IMMEDIATE")
-            if connection.execute(email_taken, (row[2],)).fetchone() is None:
-                connection.execute(user_sql, row)
+            if connection.execute(sql.email_taken, (row[2],)).fetchone() is None:
+                connection.execute(sql.insert_user, row)
             connection.execute("COMMIT")
         connection.close()
 
@@ -127,7 +148,7 @@ def _sqlite_per_record(dataset: Dataset, threads: int) -> int:
         for index in indexes:
             row = _product_row(dataset.product(index), _sqlite_now())
             connection.execute("BEGIN IMMEDIATE")
-            connection.execute(product_sql, row)
+            connection.execute(sql.insert_product, row)
             connection.execute("COMMIT")
         connection.close()
 
@@ -141,10 +162,10 @@ def _sqlite_per_record(dataset: Dataset, threads: int) -> int:
             values = dataset.order(index, user_ids, product_ids, 0, 0)
             connection.execute("BEGIN IMMEDIATE")
             if (
-                user_reader.execute(user_exists, (values["user_id"],)).fetchone()
-                and product_reader.execute(product_exists, (values["product_id"],)).fetchone()
+                user_reader.execute(sql.user_exists, (values["user_id"],)).fetchone()
+                and product_reader.execute(sql.product_exists, (values["product_id"],)).fetchone()
             ):
-                connection.execute(order_sql, _order_row(values, _sqlite_now()))
+                connection.execute(sql.insert_order, _order_row(values, _sqlite_now()))
             connection.execute("COMMIT")
         for each in (connection, user_reader, product_reader):
             each.close()
@@ -160,12 +181,12 @@ def _sqlite_executemany(dataset: Dataset) -> int:
         (User, USERS, (_user_row(dataset.user(i), _sqlite_now()) for i in records)),
         (Product, PRODUCTS, (_product_row(dataset.product(i), _sqlite_now()) for i in records)),
     ):
-        _sqlite_bulk(alias, _sqlite_insert_sql(model), rows)
+        _sqlite_bulk(alias, _insert_sql(model, "?"), rows)
     user_ids, product_ids = _sqlite_ids(USERS, User), _sqlite_ids(PRODUCTS, Product)
     orders = (
         _order_row(dataset.order(i, user_ids, product_ids, 0, 0), _sqlite_now()) for i in records
     )
-    _sqlite_bulk(ORDERS, _sqlite_insert_sql(Order), orders)
+    _sqlite_bulk(ORDERS, _insert_sql(Order, "?"), orders)
     return 0
 
 
@@ -212,14 +233,6 @@ def _postgresql_pool(alias: str, size: int):
     )
 
 
-def _postgresql_insert_sql(model) -> str:
-    fields = _columns(model)
-    return (
-        f'INSERT INTO "{model._meta.db_table}" ({", ".join(fields)}) '
-        f"VALUES ({', '.join(['%s'] * len(fields))})"
-    )
-
-
 def _postgresql_per_record(dataset: Dataset, threads: int) -> int:
     """One transaction per record from `threads` threads per model, checks and locks included.
 
@@ -229,11 +242,7 @@ def _postgresql_per_record(dataset: Dataset, threads: int) -> int:
         alias: _postgresql_pool(alias, connection_permits(alias))
         for alias in MODEL_DATABASES.values()
     }
-    user_sql = _postgresql_insert_sql(User)
-    product_sql, order_sql = _postgresql_insert_sql(Product), _postgresql_insert_sql(Order)
-    email_taken = f'SELECT 1 FROM "{User._meta.db_table}" WHERE email_normalized = %s LIMIT 1'
-    user_exists = f'SELECT 1 FROM "{User._meta.db_table}" WHERE id = %s LIMIT 1'
-    product_exists = f'SELECT 1 FROM "{Product._meta.db_table}" WHERE id = %s LIMIT 1'
+    sql = _statements("%s")
 
     def insert_users(indexes: range) -> None:
         for index in indexes:
@@ -241,14 +250,14 @@ def _postgresql_per_record(dataset: Dataset, threads: int) -> int:
             with pools[USERS].connection() as connection, connection.transaction():
                 lock = advisory_lock_number(row[2])
                 connection.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
-                if connection.execute(email_taken, (row[2],)).fetchone() is None:
-                    connection.execute(user_sql, row)
+                if connection.execute(sql.email_taken, (row[2],)).fetchone() is None:
+                    connection.execute(sql.insert_user, row)
 
     def insert_products(indexes: range) -> None:
         for index in indexes:
             row = _product_row(dataset.product(index), datetime.now(UTC))
             with pools[PRODUCTS].connection() as connection, connection.transaction():
-                connection.execute(product_sql, row)
+                connection.execute(sql.insert_product, row)
 
     try:
         _run_threads({"user": insert_users, "product": insert_products}, threads, dataset.records)
@@ -260,13 +269,13 @@ def _postgresql_per_record(dataset: Dataset, threads: int) -> int:
                 values = dataset.order(index, user_ids, product_ids, 0, 0)
                 with pools[ORDERS].connection() as connection, connection.transaction():
                     with pools[USERS].connection() as users:
-                        user_found = users.execute(user_exists, (values["user_id"],)).fetchone()
+                        user_found = users.execute(sql.user_exists, (values["user_id"],)).fetchone()
                     with pools[PRODUCTS].connection() as products:
                         product_found = products.execute(
-                            product_exists, (values["product_id"],)
+                            sql.product_exists, (values["product_id"],)
                         ).fetchone()
                     if user_found and product_found:
-                        connection.execute(order_sql, _order_row(values, datetime.now(UTC)))
+                        connection.execute(sql.insert_order, _order_row(values, datetime.now(UTC)))
 
         _run_threads({"order": insert_orders}, threads, dataset.records)
     finally:
