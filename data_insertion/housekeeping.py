@@ -5,7 +5,6 @@ share them.
 """
 
 import time
-from pathlib import Path
 
 from django.apps import apps
 from django.core.management import call_command
@@ -14,7 +13,7 @@ from django.db.models import Max, Model
 
 from .persistence import count_existing
 from .results import MODELS
-from .topology import ALIASES, database_for_model, is_transient
+from .topology import ALIASES, backend, database_for_model, is_transient
 from .topology.placement import APP_LABEL, MODEL_DATABASES
 
 MIGRATION_ATTEMPTS = 5
@@ -36,8 +35,8 @@ def migrate_databases() -> None:
     raises DatabaseUnavailable before any record is attempted.
     """
     for alias in ALIASES:
-        _require_directory(alias)
         try:
+            backend(alias).check_location()
             _migrate(alias)
             _check_writable(alias)
         except (DatabaseError, OSError) as error:
@@ -45,20 +44,6 @@ def migrate_databases() -> None:
             raise DatabaseUnavailable(f"{alias} ({location}): {error}") from error
         finally:
             connections[alias].close()
-
-
-def _require_directory(alias: str) -> None:
-    """A SQLite file's directory must exist: SQLite creates the file, never its folder, and
-    says only "unable to open database file"."""
-    connection = connections[alias]
-    if connection.vendor != "sqlite" or connection.is_in_memory_db():
-        return
-    directory = Path(connection.settings_dict["NAME"]).parent
-    if not directory.is_dir():
-        raise DatabaseUnavailable(
-            f"{alias} ({connection.settings_dict['NAME']}): the directory {directory} does not "
-            f"exist. Create it (mkdir -p {directory}) or set DS_DATA_DIR to an existing directory."
-        )
 
 
 def _migrate(alias: str) -> None:
@@ -103,15 +88,7 @@ def describe_databases() -> dict[str, dict[str, str]]:
 
 def describe_database(alias: str) -> dict[str, str]:
     """An alias's engine and where it lives: a file, or a host and database; no password."""
-    connection = connections[alias]
-    settings = connection.settings_dict
-    if connection.vendor == "sqlite":
-        location = str(settings["NAME"])
-    else:
-        host = settings.get("HOST") or "localhost"
-        port = f":{settings['PORT']}" if settings.get("PORT") else ""
-        location = f"{host}{port}/{settings['NAME']}"
-    return {"engine": connection.vendor, "location": location}
+    return {"engine": connections[alias].vendor, "location": backend(alias).location}
 
 
 def count_existing_ids(model: type[Model], ids) -> int:

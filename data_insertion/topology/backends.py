@@ -25,6 +25,7 @@ import itertools
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import ClassVar
 
 from django.db import DatabaseError, OperationalError, ProgrammingError, connections, transaction
@@ -78,6 +79,18 @@ class Backend:
         """The calling thread's Django connection to this database."""
         return connections[self.alias]
 
+    @property
+    def location(self) -> str:
+        """Where the database lives, as the outputs show it: host, port and name; never a
+        password."""
+        settings = connections.settings[self.alias]
+        host = settings.get("HOST") or "localhost"
+        port = f":{settings['PORT']}" if settings.get("PORT") else ""
+        return f"{host}{port}/{settings['NAME']}"
+
+    def check_location(self) -> None:
+        """Raise OSError, saying what to do, when the database cannot be where settings put it."""
+
     def write_transaction(self, lock_keys: Sequence[str] = ()):
         """An atomic block in which no other writer holding any of `lock_keys` can run."""
         raise NotImplementedError
@@ -116,6 +129,22 @@ class SQLiteBackend(Backend):
     _guard = threading.Lock()
     _open = threading.local()  # the aliases on which this thread has a DB-API transaction open
     _savepoint_numbers = itertools.count(1)
+
+    @property
+    def location(self) -> str:
+        return str(connections.settings[self.alias]["NAME"])
+
+    def check_location(self) -> None:
+        # SQLite creates a missing file but never its folder, and then says only "unable to
+        # open database file".
+        if self.connection.is_in_memory_db():
+            return
+        directory = Path(self.location).parent
+        if not directory.is_dir():
+            raise OSError(
+                f"the directory {directory} does not exist. Create it (mkdir -p {directory}) "
+                "or set DS_DATA_DIR to an existing directory."
+            )
 
     def writer_lock(self) -> threading.RLock:
         """The process's one lock on this database file. The engine's per-record workers hold
