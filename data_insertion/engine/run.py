@@ -38,7 +38,7 @@ from ..topology import MODEL_DATABASES
 from ..topology.breakers import reset_breakers
 from .committers import GroupCommits, PerRecordCommits, commit_strategy
 from .config import WHOLE_RUN, SimulationConfig, Slice
-from .faults import injected
+from .faults import FaultRecord, injected
 from .workers import run_workers, split
 
 ResultCallback = Callable[[InsertionResult], None]
@@ -119,10 +119,9 @@ def run_simulation(
 
     strategy = commit_strategy(config, tally.results_counter(also=report))
     accounts, orders = PHASES
-    fault_errors: dict[str, str] = {}
     # The main thread holds no connection while the workers run: a fault may cut them all.
     connections.close_all()
-    with injected(config.faults, plan.run_started, fault_errors):
+    with injected(config.faults, plan.run_started) as fault_records:
         run_phase(plan, accounts, WHOLE_RUN, strategy, stop)
         references = find_references(tally)
         connections.close_all()
@@ -133,7 +132,7 @@ def run_simulation(
         rows_before,
         interrupted=stop.is_set(),
         output_error=output_errors[0] if output_errors else None,
-        fault_errors=fault_errors,
+        fault_records=fault_records,
     )
 
 
@@ -184,11 +183,11 @@ def summarise(
     rows_before: dict[str, int],
     interrupted: bool,
     output_error: str | None = None,
-    fault_errors: dict[str, str] | None = None,
+    fault_records: dict[str, FaultRecord] | None = None,
 ) -> RunSummary:
     """The summary of a run from the tally of all its slices and the databases as they are."""
     dataset = plan.dataset
-    fault_errors = fault_errors or {}
+    fault_records = fault_records or {}
     faults = [
         FaultSummary(
             spec=fault.spec,
@@ -202,7 +201,7 @@ def summarise(
                 for model, model_tally in tally.models.items()
                 if model_tally.fault_touched[index]
             },
-            error=fault_errors.get(fault.spec),
+            **asdict(fault_records.get(fault.spec, FaultRecord())),
         )
         for index, fault in enumerate(tally.faults)
     ]
