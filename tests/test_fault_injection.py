@@ -14,6 +14,7 @@ import pytest
 
 from data_insertion.topology.breakers import CircuitBreaker, CircuitOpen
 from tests.processes import manage
+from tests.servers import Deployment, server
 
 TABLES = {"user": "data_insertion_user", "product": "data_insertion_product"}
 
@@ -179,3 +180,70 @@ def test_a_failed_probe_opens_the_breaker_again():
     clock.now = 3.9
     with pytest.raises(CircuitOpen, match="still down"):
         breaker.admit()
+
+
+@pytest.fixture
+def postgres():
+    found = server("postgresql")
+    yield found
+    found.drop_databases()
+
+
+def created_on_server(on, name: str, table: str, start: datetime, end: datetime) -> int:
+    return on.execute(
+        f"SELECT count(*) FROM {table} WHERE created_at >= %s AND created_at < %s",
+        (start, end),
+        database=name,
+    )[0][0]
+
+
+def test_a_lock_on_postgresql_holds_its_table_for_the_window_and_nothing_fails(postgres, tmp_path):
+    deployment = Deployment(tmp_path)
+    for alias in ("users_db", "products_db", "orders_db"):
+        deployment.place(alias, postgres)
+    spec = "users_db:lock:1500ms@300ms"
+    finished = deployment.manage(
+        "insert_data", "--threads", "10", "--records", "4000", "--fault", spec,
+        "--json", str(tmp_path / "r.json"), "-v", "0",
+    )  # fmt: skip
+    assert finished.returncode == 0, finished.stderr
+    document = json.loads((tmp_path / "r.json").read_text())
+    summary = document["summary"]
+    # On a server a row's created_at is stamped before its INSERT waits for the table, so the
+    # window shows in the waits: the users in flight were held until the lock went.
+    start, end = window(document, spec)
+    assert document["faults"][0]["touched"]["user"]["inserted"] > 0
+    assert summary["user"]["latency_ms"]["max"] >= 0.8 * (end - start).total_seconds() * 1000
+    assert summary["product"]["latency_ms"]["max"] < summary["user"]["latency_ms"]["max"]
+    assert all(model["failed"] == 0 for model in summary.values())
+    every_record_judged_and_reconciled(document, 4000)
+
+
+def test_postgresql_down_cuts_its_connections_and_every_record_still_gets_a_verdict(
+    postgres, tmp_path
+):
+    deployment = Deployment(tmp_path)
+    for alias in ("users_db", "products_db", "orders_db"):
+        deployment.place(alias, postgres)
+    spec = "products_db:down:1500ms@300ms"
+    finished = deployment.manage(
+        "insert_data", "--threads", "10", "--records", "3000", "--fault", spec,
+        "--json", str(tmp_path / "r.json"), "-v", "0",
+    )  # fmt: skip
+    assert finished.returncode in (0, 1), finished.stderr
+    assert "Traceback" not in finished.stderr
+    document = json.loads((tmp_path / "r.json").read_text())
+    start, end = window(document, spec)
+    on, name = deployment.databases["products_db"]
+    assert created_on_server(on, name, "data_insertion_product", start, end) == 0
+    summary = document["summary"]
+    assert summary["user"]["failed"] == 0
+    for model in summary.values():
+        for reason in model["reasons"]:
+            if reason["status"] == "failed":
+                assert reason["message"].startswith("products_db: "), reason
+    every_record_judged_and_reconciled(document, 3000)
+    # The database takes connections again afterwards.
+    assert on.execute("SELECT datallowconn FROM pg_database WHERE datname = %s", (name,)) == [
+        (True,)
+    ]
