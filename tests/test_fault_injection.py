@@ -247,3 +247,14 @@ def test_postgresql_down_cuts_its_connections_and_every_record_still_gets_a_verd
     assert on.execute("SELECT datallowconn FROM pg_database WHERE datname = %s", (name,)) == [
         (True,)
     ]
+
+
+def test_the_benchmark_injects_faults_into_the_engines_runs(tmp_path):
+    result = manage(
+        tmp_path, "benchmark", "--records", "300", "--threads", "4", "--scaling-threads", "",
+        "--fault", "users_db:latency:1ms",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Faults injected into every engine run" in result.stdout
+    assert "users_db latency +1 ms per write transaction" in result.stdout
+    assert "a/c = " in result.stdout
