@@ -89,10 +89,11 @@ def cached_layout(model: str) -> ShardLayout | None:
     return _layouts.get(model)
 
 
-def reload(model: str) -> ShardLayout | None:
-    """Read the model's map again (creating it, evenly, for a sharded model that has none)."""
+def reload(model: str, create: bool = True) -> ShardLayout | None:
+    """Read the model's map again (creating it, evenly, for a sharded model that has none,
+    unless `create` is off: the audit only reads)."""
     row = _read_map(model)
-    if row is None and settings.SHARD_COUNTS[model] > 1:
+    if row is None and create and settings.SHARD_COUNTS[model] > 1:
         row = _create_map(model, settings.SHARD_COUNTS[model])
     found = None if row is None else _layout_of(model, row)
     if found is not None:
@@ -102,11 +103,11 @@ def reload(model: str) -> ShardLayout | None:
     return found
 
 
-def load_shard_maps() -> None:
+def load_shard_maps(create: bool = True) -> None:
     """Read every model's map from the default database (migrated): commands call this first,
     so that a map, once created, is obeyed whatever the environment says."""
     for model in MODEL_DATABASES:
-        reload(model)
+        reload(model, create)
 
 
 def forget_shard_maps() -> None:
@@ -175,7 +176,9 @@ def register_aliases(model: str, databases: int) -> None:
         )
         with _guard:
             settings.DATABASES[alias] = database
-            connections.settings[alias] = connections.configure_settings({alias: database})[alias]
+            # configure_settings() fills in Django's defaults, and insists on a default alias.
+            both = {DEFAULT_DATABASE: dict(settings.DATABASES[DEFAULT_DATABASE]), alias: database}
+            connections.settings[alias] = connections.configure_settings(both)[alias]
 
 
 def model_aliases(model: str) -> tuple[str, ...]:
