@@ -17,6 +17,7 @@ findings of each kind, it keeps arrays of 8-byte integers: each user's id and a 
 normalized email, and each product's id (24 MB for a million of each).
 """
 
+import contextlib
 import time
 from array import array
 from bisect import bisect_left
@@ -132,18 +133,16 @@ def report_lines(result: AuditResult) -> list[str]:
 def _require_tables() -> None:
     """Refuse, in one line, databases that are not migrated, before reading anything."""
     problems = []
-    try:
-        shardmap.load_shard_maps(create=False)
-    except DatabaseError:
-        problems.append("default has no shard map table")
+    if _exists(connections["default"]):
+        # Without a shard map table no model is sharded.
+        with contextlib.suppress(DatabaseError):
+            shardmap.load_shard_maps(create=False)
     for model, alias in _model_aliases():
         connection = connections[alias]
-        if connection.vendor == "sqlite" and not connection.is_in_memory_db():
-            path = Path(connection.settings_dict["NAME"])
-            if not path.exists():
-                # Connecting would create an empty file, and the audit never writes.
-                problems.append(f"{alias} file {path} does not exist")
-                continue
+        if not _exists(connection):
+            # Connecting would create an empty file, and the audit never writes.
+            problems.append(f"{alias} file {connection.settings_dict['NAME']} does not exist")
+            continue
         if model._meta.db_table not in connection.introspection.table_names():
             problems.append(f"{alias} has no table {model._meta.db_table}")
     if problems:
@@ -151,6 +150,13 @@ def _require_tables() -> None:
             f"not migrated: {'; '.join(problems)} "
             "(run ./setup.sh, or python manage.py migrate --database <alias>)"
         )
+
+
+def _exists(connection) -> bool:
+    """False for a SQLite file that is not there (connecting would create it)."""
+    if connection.vendor != "sqlite" or connection.is_in_memory_db():
+        return True
+    return Path(connection.settings_dict["NAME"]).exists()
 
 
 def _model_aliases() -> list[tuple[type[Model], str]]:
