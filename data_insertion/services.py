@@ -30,6 +30,7 @@ from .models import Order, Product, User
 from .persistence import assign_ids, existing_ids, existing_rows, insert_rows
 from .results import InsertionResult, Status
 from .topology import backend, database_for, database_for_model, is_transient, shardmap
+from .topology.breakers import CircuitOpen
 
 DUPLICATE_EMAIL = "A user with this email already exists."
 UNKNOWN_USER = "No user with this id exists in the users database."
@@ -107,12 +108,13 @@ def commit_records(records: Sequence[PreparedRecord]) -> list[InsertionResult]:
     }
     valid = [i for i in range(len(records)) if i not in verdicts]
     attempts = 1
+    failed_fast: set[int] = set()
     if valid:
         model = records[valid[0]].model
         if shardmap.layout(model) is None:
-            outcome, attempts = _commit_to(database_for(model), records, valid)
+            outcome, attempts, failed_fast = _commit_to(database_for(model), records, valid)
         else:
-            outcome, attempts = _commit_sharded(model, records, valid)
+            outcome, attempts, failed_fast = _commit_sharded(model, records, valid)
         verdicts.update(outcome)
     finished = time.perf_counter()
     results = []
@@ -128,6 +130,7 @@ def commit_records(records: Sequence[PreparedRecord]) -> list[InsertionResult]:
                 latency=finished - record.started,
                 attempts=1 if record.errors else attempts,
                 instance=record.instance,
+                failed_fast=i in failed_fast and status is Status.FAILED,
             )
         )
     return results
@@ -141,9 +144,10 @@ def _commit_to(
     records: Sequence[PreparedRecord],
     positions: list[int],
     layout: shardmap.ShardLayout | None = None,
-) -> tuple[Verdicts, int]:
+) -> tuple[Verdicts, int, set[int]]:
     """Check and insert the records at `positions` in one write transaction on `alias`,
-    retrying transient errors; their verdicts (inserted ones left out) and the attempts made.
+    retrying transient errors; their verdicts (inserted ones left out), the attempts made and
+    the positions failed fast by the database's open circuit breaker.
     With a shard `layout`, the transaction holds the records' logical shards' locks, confirms
     the map is still that version (else ShardMapChanged) and gives the rows their ids."""
     database = backend(alias)
@@ -187,19 +191,21 @@ def _commit_to(
                 _sleep_before_retry(attempts)
                 continue
             outcome = {i: (Status.FAILED, {"database": [_error_text(error)]}) for i in positions}
+            return outcome, attempts, set(positions) if isinstance(error, CircuitOpen) else set()
         except DatabaseError as error:
             outcome = {i: (Status.FAILED, {"database": [_error_text(error)]}) for i in positions}
-        return outcome, attempts
+        return outcome, attempts, set()
     raise AssertionError("unreachable: the last attempt returns")
 
 
 def _commit_sharded(
     model: str, records: Sequence[PreparedRecord], positions: list[int]
-) -> tuple[Verdicts, int]:
+) -> tuple[Verdicts, int, set[int]]:
     """Commit records of a sharded model, each group in the database its logical shards map
     to. Records whose logical shard is in a rebalance's cut-over wait for the switch (up to
     shardmap.CUT_OVER_WAIT_SECONDS); a group whose map changed under it is routed again."""
     verdicts: Verdicts = {}
+    failed_fast: set[int] = set()
     attempts = 1
     pending = positions
     deadline = time.monotonic() + shardmap.CUT_OVER_WAIT_SECONDS
@@ -215,12 +221,13 @@ def _commit_sharded(
                 groups.setdefault(layout.alias_of_shard(shard), []).append(i)
         for alias, group in groups.items():
             try:
-                outcome, tries = _commit_to(alias, records, group, layout)
+                outcome, tries, fast = _commit_to(alias, records, group, layout)
             except shardmap.ShardMapChanged:
                 waiting.extend(group)
                 continue
             attempts = max(attempts, tries)
             verdicts.update(outcome)
+            failed_fast |= fast
         pending = waiting
         if pending:
             if time.monotonic() > deadline:
@@ -233,7 +240,7 @@ def _commit_sharded(
             time.sleep(CUT_OVER_POLL_SECONDS)
             layout = shardmap.reload(model)
             attempts += 1
-    return verdicts, attempts
+    return verdicts, attempts, failed_fast
 
 
 def other_row_errors(instance: Model) -> dict[str, list[str]]:

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ..console import summary_lines
 from ..engine import SimulationError, run_simulation
+from ..engine.faults import FaultSpecError, check_supported
 from ..housekeeping import DatabaseUnavailable, migrate_databases
 from ..summary import INTERRUPTED_EXIT_CODE, RunSummary
 from .options import STANDARD_OUTPUT, add_run_options, check_output_path, run_config
@@ -67,11 +68,15 @@ class RunCommand(OneLineErrorCommand):
 
     def run(self, options: dict, details_path, machine_output) -> RunSummary:
         """Migrate, run the engine and report each verdict as it comes; print the summary."""
+        config = run_config(options)
+        try:
+            check_supported(config.faults)
+        except FaultSpecError as error:
+            raise CommandError(f"--fault {error}") from None
         try:
             migrate_databases()
         except DatabaseUnavailable as error:
             raise CommandError(f"cannot use {error}") from None
-        config = run_config(options)
         stop = threading.Event()
         output = RunOutput(
             self,
