@@ -7,13 +7,17 @@ database, in id order, one page at a time, and reports:
 - rows breaking a rule on their own fields, found by the validation the services run;
 - users whose stored email_normalized is not normalize_email(email);
 - emails several users share, grouped by normalize_email(email), not by the stored column;
-- orders whose user or product does not exist.
+- orders whose user or product does not exist;
+- for sharded models, a row stored in a database its id's logical shard does not map to (or a
+  user whose id's logical shard is not its email's), and an order whose logical shard is not
+  its user's.
 
 Memory stays bounded on millions of rows: besides one page of rows and the first `limit`
 findings of each kind, it keeps arrays of 8-byte integers: each user's id and a hash of its
 normalized email, and each product's id (24 MB for a million of each).
 """
 
+import contextlib
 import time
 from array import array
 from bisect import bisect_left
@@ -26,10 +30,11 @@ from django.db.models import DecimalField, Field, Model, TextField
 from django.db.models.functions import Cast
 
 from .models import Order, Product, User, normalize_email
-from .persistence import LOOKUP_CHUNK
+from .persistence import LOOKUP_CHUNK, existing_ids, ids_by_alias
 from .results import reasons_text
 from .services import UNKNOWN_PRODUCT, UNKNOWN_USER, field_errors
-from .topology import database_for_model
+from .topology import shardmap
+from .topology.shards import logical_shard_of_email, logical_shard_of_id
 
 PAGE_SIZE = 2000
 # Looking for repeated email hashes holds at most about this many in a set at a time.
@@ -46,7 +51,11 @@ KINDS = {
     "duplicate_email": "emails shared by several users",
     "missing_user": "orders whose user does not exist",
     "missing_product": "orders whose product does not exist",
+    "misplaced_row": "rows stored where their logical shard does not map",
+    "order_apart_from_user": "orders not in their user's logical shard",
 }
+# Shown only when a model is sharded: a model in one database cannot have them.
+SHARD_KINDS = ("misplaced_row", "order_apart_from_user")
 
 
 class AuditError(Exception):
@@ -59,6 +68,7 @@ class AuditResult:
     counts: dict[str, int]  # kind -> findings of that kind, every one counted
     shown: dict[str, tuple[str, ...]]  # kind -> the first `limit` findings, one line each
     seconds: float
+    sharded: bool = False
 
     @property
     def problems(self) -> int:
@@ -83,23 +93,22 @@ def audit_databases(*, limit: int = 100, page_size: int = PAGE_SIZE) -> AuditRes
     """Read every user, product and order from its database and report each broken rule."""
     started = time.perf_counter()
     findings = _Findings(limit)
+    rows_checked: dict[str, int] = {}
     try:
         _require_tables()
-        user_ids, email_hashes = _audit_users(findings, page_size)
+        user_ids, email_hashes = _audit_users(findings, page_size, rows_checked)
         _audit_duplicate_emails(user_ids, email_hashes, findings)
-        product_ids = _audit_products(findings, page_size)
-        orders_checked = _audit_orders(user_ids, product_ids, findings, page_size)
+        user_ids = array("q", sorted(user_ids))
+        product_ids = array("q", sorted(_audit_products(findings, page_size, rows_checked)))
+        _audit_orders(user_ids, product_ids, findings, page_size, rows_checked)
     except DatabaseError as error:
         raise AuditError(f"could not read the databases: {' '.join(str(error).split())}") from None
     return AuditResult(
-        rows_checked={
-            database_for_model(User): len(user_ids),
-            database_for_model(Product): len(product_ids),
-            database_for_model(Order): orders_checked,
-        },
+        rows_checked=rows_checked,
         counts=findings.counts,
         shown={kind: tuple(lines) for kind, lines in findings.shown.items()},
         seconds=time.perf_counter() - started,
+        sharded=any(shardmap.layout(model) for model in ("user", "product", "order")),
     )
 
 
@@ -114,24 +123,26 @@ def report_lines(result: AuditResult) -> list[str]:
         lines.append("")
     checked = ", ".join(f"{alias} {rows:,}" for alias, rows in result.rows_checked.items())
     lines.append(f"Rows checked: {checked} ({result.seconds:.2f} s)")
-    width = max(len(label) for label in KINDS.values())
+    kinds = {k: label for k, label in KINDS.items() if result.sharded or k not in SHARD_KINDS}
+    width = max(len(label) for label in kinds.values())
     lines.append("Findings:")
-    lines.extend(f"  {label:<{width}} {result.counts[kind]:>9,}" for kind, label in KINDS.items())
+    lines.extend(f"  {label:<{width}} {result.counts[kind]:>9,}" for kind, label in kinds.items())
     return lines
 
 
 def _require_tables() -> None:
     """Refuse, in one line, databases that are not migrated, before reading anything."""
     problems = []
-    for model in (User, Product, Order):
-        alias = database_for_model(model)
+    if _exists(connections["default"]):
+        # Without a shard map table no model is sharded.
+        with contextlib.suppress(DatabaseError):
+            shardmap.load_shard_maps(create=False)
+    for model, alias in _model_aliases():
         connection = connections[alias]
-        if connection.vendor == "sqlite" and not connection.is_in_memory_db():
-            path = Path(connection.settings_dict["NAME"])
-            if not path.exists():
-                # Connecting would create an empty file, and the audit never writes.
-                problems.append(f"{alias} file {path} does not exist")
-                continue
+        if not _exists(connection):
+            # Connecting would create an empty file, and the audit never writes.
+            problems.append(f"{alias} file {connection.settings_dict['NAME']} does not exist")
+            continue
         if model._meta.db_table not in connection.introspection.table_names():
             problems.append(f"{alias} has no table {model._meta.db_table}")
     if problems:
@@ -141,14 +152,41 @@ def _require_tables() -> None:
         )
 
 
-def _audit_users(findings: _Findings, page_size: int) -> tuple[array, array]:
-    """Check every user; return their ids and their normalized emails' hashes, in id order."""
+def _exists(connection) -> bool:
+    """False for a SQLite file that is not there (connecting would create it)."""
+    if connection.vendor != "sqlite" or connection.is_in_memory_db():
+        return True
+    return Path(connection.settings_dict["NAME"]).exists()
+
+
+def _model_aliases() -> list[tuple[type[Model], str]]:
+    return [
+        (model, alias)
+        for model in (User, Product, Order)
+        for alias in shardmap.model_aliases(model._meta.model_name)
+    ]
+
+
+def _audit_users(
+    findings: _Findings, page_size: int, rows_checked: dict[str, int]
+) -> tuple[array, array]:
+    """Check every user; return their ids and their normalized emails' hashes, in id order
+    within each database."""
     user_ids = array("q")
     email_hashes = array("q")
-    for user in _stored_instances(User, page_size, derived=("email_normalized",)):
+    sharded = shardmap.layout("user") is not None
+    for user in _stored_instances(
+        User, page_size, rows_checked, findings, derived=("email_normalized",)
+    ):
         stored_normalized = user.email_normalized  # read first: full_clean() recomputes it
         _check_fields(user, findings)
         normalized = normalize_email(user.email)
+        if sharded and logical_shard_of_email(normalized) != logical_shard_of_id(user.pk):
+            findings.add(
+                "misplaced_row",
+                f"user {user.pk}: its id is in logical shard {logical_shard_of_id(user.pk)}, its "
+                f"email's logical shard is {logical_shard_of_email(normalized)}",
+            )
         if stored_normalized != normalized:
             findings.add(
                 "wrong_email_normalized",
@@ -171,18 +209,19 @@ def _audit_duplicate_emails(user_ids: array, email_hashes: array, findings: _Fin
         return
     candidates = [user_ids[i] for i, key in enumerate(email_hashes) if key in repeated]
     users_by_email: dict[str, list[int]] = {}
-    alias = database_for_model(User)
-    for start in range(0, len(candidates), LOOKUP_CHUNK):
-        rows = (
-            User._base_manager.using(alias)
-            .filter(pk__in=candidates[start : start + LOOKUP_CHUNK])
-            .order_by("pk")
-            .values_list("pk", "email")
-        )
-        for pk, email in rows:
-            users_by_email.setdefault(normalize_email(email), []).append(pk)
+    for alias, ids in ids_by_alias(User, sorted(candidates)).items():
+        for start in range(0, len(ids), LOOKUP_CHUNK):
+            rows = (
+                User._base_manager.using(alias)
+                .filter(pk__in=ids[start : start + LOOKUP_CHUNK])
+                .order_by("pk")
+                .values_list("pk", "email")
+            )
+            for pk, email in rows:
+                users_by_email.setdefault(normalize_email(email), []).append(pk)
     for email, ids in users_by_email.items():
         if len(ids) > 1:
+            ids.sort()
             listed = ", ".join(str(pk) for pk in ids[:IDS_SHOWN_PER_EMAIL])
             if len(ids) > IDS_SHOWN_PER_EMAIL:
                 listed += f" and {len(ids) - IDS_SHOWN_PER_EMAIL:,} more"
@@ -208,24 +247,41 @@ def _repeated_values(values: array) -> set[int]:
     return repeated
 
 
-def _audit_products(findings: _Findings, page_size: int) -> array:
-    """Check every product; return their ids in order."""
+def _audit_products(findings: _Findings, page_size: int, rows_checked: dict[str, int]) -> array:
+    """Check every product; return their ids."""
     product_ids = array("q")
-    for product in _stored_instances(Product, page_size):
+    for product in _stored_instances(Product, page_size, rows_checked, findings):
         _check_fields(product, findings)
         product_ids.append(product.pk)
     return product_ids
 
 
-def _audit_orders(user_ids: array, product_ids: array, findings: _Findings, page_size: int) -> int:
+def _audit_orders(
+    user_ids: array,
+    product_ids: array,
+    findings: _Findings,
+    page_size: int,
+    rows_checked: dict[str, int],
+) -> int:
     """Check every order and what it references; return how many orders were read."""
     users = _References(User, user_ids, "user_id", UNKNOWN_USER, "missing_user", findings)
     products = _References(
         Product, product_ids, "product_id", UNKNOWN_PRODUCT, "missing_product", findings
     )
     orders_checked = 0
-    for order in _stored_instances(Order, page_size):
+    sharded = shardmap.layout("order") is not None
+    for order in _stored_instances(Order, page_size, rows_checked, findings):
         _check_fields(order, findings)
+        if (
+            sharded
+            and isinstance(order.user_id, int)
+            and logical_shard_of_id(order.pk) != logical_shard_of_id(order.user_id)
+        ):
+            findings.add(
+                "order_apart_from_user",
+                f"order {order.pk}: in logical shard {logical_shard_of_id(order.pk)}, its user "
+                f"{order.user_id} in {logical_shard_of_id(order.user_id)}",
+            )
         users.check(order.pk, order.user_id)
         products.check(order.pk, order.product_id)
         orders_checked += 1
@@ -251,7 +307,6 @@ class _References:
         findings: _Findings,
     ) -> None:
         self.model = model
-        self.alias = database_for_model(model)
         self.ids = ids
         self.field = field
         self.message = message
@@ -273,12 +328,7 @@ class _References:
     def flush(self) -> None:
         if not self.unconfirmed:
             return
-        wanted = {referenced_id for _, referenced_id in self.unconfirmed}
-        existing = set(
-            self.model._base_manager.using(self.alias)
-            .filter(pk__in=wanted)
-            .values_list("pk", flat=True)
-        )
+        existing = existing_ids(self.model, [referenced for _, referenced in self.unconfirmed])
         for order_id, referenced_id in self.unconfirmed:
             if referenced_id not in existing:
                 self.findings.add(
@@ -288,15 +338,38 @@ class _References:
 
 
 def _stored_instances(
-    model: type[Model], page_size: int, derived: tuple[str, ...] = ()
+    model: type[Model],
+    page_size: int,
+    rows_checked: dict[str, int],
+    findings: _Findings,
+    derived: tuple[str, ...] = (),
 ) -> Iterator[Model]:
-    """Every row of `model` as an instance, read from its own database in id order.
+    """Every row of `model` as an instance, read from each of its databases in id order (and
+    counted in `rows_checked`); a sharded model's row stored where its id does not map is
+    reported as misplaced.
 
     Only the id, the fields validation reads (the editable ones) and the `derived` ones are
     read. Pages are fetched by id (WHERE id > the last one read): memory stays bounded on every
     backend, and no read transaction stays open for the whole table.
     """
-    alias = database_for_model(model)
+    meta = model._meta
+    layout = shardmap.layout(meta.model_name)
+    for alias in shardmap.model_aliases(meta.model_name):
+        rows_checked[alias] = 0
+        for instance in _stored_instances_in(model, alias, page_size, derived):
+            rows_checked[alias] += 1
+            if layout is not None and layout.alias_of_id(instance.pk) != alias:
+                findings.add(
+                    "misplaced_row",
+                    f"{meta.model_name} {instance.pk}: stored in {alias}, but its logical shard "
+                    f"{logical_shard_of_id(instance.pk)} maps to {layout.alias_of_id(instance.pk)}",
+                )
+            yield instance
+
+
+def _stored_instances_in(
+    model: type[Model], alias: str, page_size: int, derived: tuple[str, ...]
+) -> Iterator[Model]:
     meta = model._meta
     fields = [meta.pk] + [
         f for f in meta.concrete_fields if f is not meta.pk and (f.editable or f.name in derived)

@@ -21,6 +21,8 @@ def summary_lines(summary: RunSummary) -> list[str]:
     data = "the demo data set" if config.get("demo_data") else f"seed {config.get('seed')}"
     if config.get("batch_size"):
         data += f", group commit of up to {config['batch_size']} records"
+    # 12 wide, wider for shards' labels (products_db_0-3)
+    width = max(12, *(len(model.database) for model in summary.models.values()))
     lines = [
         "",
         f"Run {summary.run_id}: {config['threads']} threads and {config['records']} records "
@@ -31,17 +33,18 @@ def summary_lines(summary: RunSummary) -> list[str]:
             else []
         ),
         "",
-        f"{'Model':<8} {'Database':<12} {'Attempted':>9} {'Inserted':>9} {'Rejected':>9} "
+        f"{'Model':<8} {'Database':<{width}} {'Attempted':>9} {'Inserted':>9} {'Rejected':>9} "
         f"{'Failed':>7} {'Wall s':>8} {'Rows/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}",
     ]
     for model in summary.models.values():
         latency = model.latency_ms
         lines.append(
-            f"{model.model:<8} {model.database:<12} {model.attempted:>9,} {model.inserted:>9,} "
-            f"{model.rejected:>9,} {model.failed:>7,} {model.wall_seconds:>8.2f} "
-            f"{model.rows_per_second:>9,.0f} {latency.p50:>8.2f} {latency.p95:>8.2f} "
-            f"{latency.p99:>8.2f}"
+            f"{model.model:<8} {model.database:<{width}} {model.attempted:>9,} "
+            f"{model.inserted:>9,} {model.rejected:>9,} {model.failed:>7,} "
+            f"{model.wall_seconds:>8.2f} {model.rows_per_second:>9,.0f} {latency.p50:>8.2f} "
+            f"{latency.p95:>8.2f} {latency.p99:>8.2f}"
         )
+    lines += shard_lines(summary)
     failures = [
         f"  {model.model}: {reason.count:,} x {reason.field}: {reason.message}"
         for model in summary.models.values()
@@ -53,6 +56,24 @@ def summary_lines(summary: RunSummary) -> list[str]:
     lines += fault_lines(summary)
     lines.append("")
     lines.append(reconciliation_line(summary))
+    return lines
+
+
+def shard_lines(summary: RunSummary) -> list[str]:
+    """For each sharded model, this run's rows and rows/s in each database and the skew."""
+    lines = []
+    for model in summary.models.values():
+        if not model.database_rows:
+            continue
+        if not lines:
+            lines.append("")
+        skew = f"{model.skew:.2f}" if model.skew is not None else "-"
+        lines.append(f"{model.model} rows per database (skew {skew} = largest / mean):")
+        lines.extend(
+            f"  {database.database:<14} {database.rows:>9,} rows {database.rows_per_second:>9,.0f}"
+            " rows/s"
+            for database in model.database_rows
+        )
     return lines
 
 

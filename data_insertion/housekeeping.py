@@ -11,10 +11,10 @@ from django.core.management import call_command
 from django.db import DatabaseError, IntegrityError, OperationalError, connections
 from django.db.models import Max, Model
 
-from .persistence import count_existing
+from .persistence import count_existing, ids_by_alias
 from .results import MODELS
-from .topology import ALIASES, backend, database_for_model, is_transient
-from .topology.placement import APP_LABEL, MODEL_DATABASES
+from .topology import backend, is_transient, shardmap
+from .topology.placement import APP_LABEL, DEFAULT_DATABASE
 
 MIGRATION_ATTEMPTS = 5
 
@@ -32,18 +32,30 @@ def migrate_databases() -> None:
     """Apply pending migrations to every database and make sure each one takes writes.
 
     A missing or empty SQLite file is created and migrated. A database that cannot be used
-    raises DatabaseUnavailable before any record is attempted.
+    raises DatabaseUnavailable before any record is attempted. The default database comes
+    first: it holds the shard maps, which may name databases the environment does not.
     """
-    for alias in ALIASES:
-        try:
-            backend(alias).check_location()
-            _migrate(alias)
-            backend(alias).check_writable()
-        except (DatabaseError, OSError) as error:
-            location = describe_database(alias)["location"]
-            raise DatabaseUnavailable(f"{alias} ({location}): {error}") from error
-        finally:
-            connections[alias].close()
+    _prepare(DEFAULT_DATABASE)
+    try:
+        shardmap.load_shard_maps()
+    except DatabaseError as error:
+        raise DatabaseUnavailable(f"{DEFAULT_DATABASE} (the shard maps): {error}") from error
+    for alias in list(connections.settings):
+        if alias != DEFAULT_DATABASE:
+            _prepare(alias)
+
+
+def _prepare(alias: str) -> None:
+    """Migrate `alias` and check it takes writes; DatabaseUnavailable when it cannot."""
+    try:
+        backend(alias).check_location()
+        _migrate(alias)
+        backend(alias).check_writable()
+    except (DatabaseError, OSError) as error:
+        location = describe_database(alias)["location"]
+        raise DatabaseUnavailable(f"{alias} ({location}): {error}") from error
+    finally:
+        connections[alias].close()
 
 
 def _migrate(alias: str) -> None:
@@ -73,7 +85,11 @@ def _lost_migration_race(alias: str, error: DatabaseError) -> bool:
 
 def describe_databases() -> dict[str, dict[str, str]]:
     """Each model database's engine and location, as the summary shows them."""
-    return {alias: describe_database(alias) for alias in MODEL_DATABASES.values()}
+    return {
+        alias: describe_database(alias)
+        for model in MODELS
+        for alias in shardmap.model_aliases(model)
+    }
 
 
 def describe_database(alias: str) -> dict[str, str]:
@@ -83,18 +99,44 @@ def describe_database(alias: str) -> dict[str, str]:
 
 def count_existing_ids(model: type[Model], ids) -> int:
     """How many of `ids` are rows of `model` now: this run's own rows, whatever else writes."""
-    return count_existing(model, database_for_model(model), "id", ids)
+    return sum(count_existing_ids_by_database(model, ids).values())
+
+
+def count_existing_ids_by_database(model: type[Model], ids) -> dict[str, int]:
+    """How many of `ids` each of the model's databases holds, each id looked up where its
+    logical shard maps. Counted again if a rebalance switched the map meanwhile (the old
+    database deletes a moved shard's rows after the switch)."""
+    name = model._meta.model_name
+    while True:
+        version = shardmap.map_version(name) if shardmap.layout(name) else None
+        counts = {
+            alias: count_existing(model, alias, "id", values)
+            for alias, values in ids_by_alias(model, ids).items()
+        }
+        if version is None or shardmap.map_version(name) == version:
+            return counts
+        shardmap.reload(name)
 
 
 def count_rows() -> dict[str, int]:
-    """Rows in each model's table."""
-    return {model: model_class(model).objects.count() for model in MODELS}
+    """Rows in each model's table (over all its databases)."""
+    return {
+        model: sum(
+            model_class(model)._base_manager.using(alias).count()
+            for alias in shardmap.model_aliases(model)
+        )
+        for model in MODELS
+    }
 
 
 def largest_id(model: type[Model]) -> int:
-    return model.objects.aggregate(largest=Max("id"))["largest"] or 0
+    return max(
+        model._base_manager.using(alias).aggregate(largest=Max("id"))["largest"] or 0
+        for alias in shardmap.model_aliases(model._meta.model_name)
+    )
 
 
 def empty_databases() -> None:
     for model in MODELS:
-        model_class(model).objects.all().delete()
+        for alias in shardmap.model_aliases(model):
+            model_class(model)._base_manager.using(alias).all().delete()

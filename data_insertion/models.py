@@ -98,3 +98,23 @@ class Order(models.Model):
 
     def __str__(self) -> str:
         return f"Order {self.pk}: user {self.user_id}, product {self.product_id} x {self.quantity}"
+
+
+class ShardMap(models.Model):
+    """Which database holds each logical shard of one model (topology.shards): the truth once
+    created, kept in the default database, one row per sharded model.
+
+    `assignment` has one character per logical shard naming its database's index (users_db_2
+    is "2"); a rebalance writes the assignment it moves to in `target`, lists the logical shards
+    in their short cut-over in `frozen`, and bumps `version` whenever a writer must look again.
+    """
+
+    model = models.CharField(max_length=20, primary_key=True)
+    database_count = models.IntegerField()
+    assignment = models.TextField()
+    target = models.TextField(blank=True, default="")
+    frozen = models.TextField(blank=True, default="")
+    version = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.model}s over {self.database_count} databases (version {self.version})"

@@ -20,7 +20,8 @@ from django.db import connections
 from django.db.models import Field, Model
 from django.utils import timezone
 
-from .topology import backend
+from .topology import backend, database_for, shardmap
+from .topology.shards import id_range, make_id
 
 # Values per IN (...) lookup: well under every backend's limit on query parameters.
 LOOKUP_CHUNK = 500
@@ -49,11 +50,13 @@ def _source(field: Field) -> str:
 
 
 @cache
-def _insert_plan(model: type[Model], alias: str) -> _InsertPlan:
+def _insert_plan(model: type[Model], alias: str, with_id: bool = False) -> _InsertPlan:
+    """The INSERT of `model` on `alias`; `with_id`: the id is given (a sharded model's, made in
+    application code), not left to the database."""
     connection = connections[alias]
     quote = connection.ops.quote_name
     meta = model._meta
-    fields = tuple(f for f in meta.concrete_fields if not f.primary_key)
+    fields = tuple(f for f in meta.concrete_fields if with_id or not f.primary_key)
     return _InsertPlan(
         head=f"INSERT INTO {quote(meta.db_table)} "
         f"({', '.join(quote(f.column) for f in fields)}) VALUES ",
@@ -98,6 +101,9 @@ def insert_rows(instances: list[Model], alias: str) -> None:
     returns their keys; set each primary key. Call inside a write transaction."""
     database = backend(alias)
     connection = database.connection
+    if instances[0].pk is not None:
+        _insert_with_ids(instances, alias)
+        return
     plan = _insert_plan(type(instances[0]), alias)
     features = connection.features
     with database.cursor(connection) as cursor:
@@ -115,6 +121,43 @@ def insert_rows(instances: list[Model], alias: str) -> None:
             # Rows come back in insertion order on every backend Django trusts with this.
             for instance, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
                 _saved(instance, pk, alias)
+
+
+def _insert_with_ids(instances: list[Model], alias: str) -> None:
+    """INSERT rows whose ids are already set (sharded models: assign_ids())."""
+    database = backend(alias)
+    connection = database.connection
+    plan = _insert_plan(type(instances[0]), alias, with_id=True)
+    size = max(1, connection.ops.bulk_batch_size(plan.fields, instances))
+    with database.cursor(connection) as cursor:
+        for start in range(0, len(instances), size):
+            chunk = instances[start : start + size]
+            cursor.execute(
+                plan.head + ", ".join([plan.row] * len(chunk)),
+                _row_params(chunk, plan, connection),
+            )
+            for instance in chunk:
+                _saved(instance, instance.pk, alias)
+
+
+def assign_ids(instances: list[Model], logical_shards: list[int], alias: str) -> None:
+    """Give each instance the next id of its logical shard on `alias`: one more than the largest
+    there. Call inside the write transaction that holds the logical shards' locks (their
+    keys), so no other writer takes the same number meanwhile; ids of deleted rows at the top
+    of a logical shard may be given again, as SQLite does with rowids."""
+    table = connections[alias].ops.quote_name(instances[0]._meta.db_table)
+    marker = backend(alias).placeholder
+    # BETWEEN: the last logical shard's upper bound, 2**63, fits no 64-bit column.
+    sql = f"SELECT MAX(id) FROM {table} WHERE id BETWEEN {marker} AND {marker}"
+    largest: dict[int, int] = {}
+    with backend(alias).cursor() as cursor:
+        for shard in sorted(set(logical_shards)):
+            low, high = id_range(shard)
+            cursor.execute(sql, (low, high - 1))
+            found = cursor.fetchone()[0]
+            largest[shard] = make_id(shard, 1) - 1 if found is None else found
+    for instance, shard in zip(instances, logical_shards, strict=True):
+        largest[shard] = instance.pk = make_id(shard, largest[shard] - id_range(shard)[0] + 1)
 
 
 def _insert_one(instance: Model, plan: _InsertPlan, cursor, connection, alias: str) -> None:
@@ -179,3 +222,34 @@ def count_existing(model: type[Model], alias: str, column: str, values: Iterable
             cursor.execute(select + f"({', '.join([placeholder] * len(chunk))})", chunk)
             total += cursor.fetchone()[0]
     return total
+
+
+def existing_ids(model: type[Model], ids: Iterable[int]) -> set[int]:
+    """Which of `ids` are rows of `model`: looked up in its one database, or in the database of
+    each id's logical shard. A lookup that misses while a rebalance switched the map is asked
+    again on the new map (the old database deletes a moved shard's rows after the switch)."""
+    wanted = [value for value in dict.fromkeys(ids) if isinstance(value, int)]
+    layout = shardmap.layout(model._meta.model_name)
+    if layout is None:
+        return existing_values(model, database_for(model._meta.model_name), "id", wanted)
+    while True:
+        by_alias: dict[str, list[int]] = {}
+        for value in wanted:
+            by_alias.setdefault(layout.alias_of_id(value), []).append(value)
+        found = set()
+        for alias, values in by_alias.items():
+            found |= existing_values(model, alias, "id", values)
+        if len(found) == len(wanted) or shardmap.map_version(layout.model) == layout.version:
+            return found
+        layout = shardmap.reload(layout.model)
+
+
+def ids_by_alias(model: type[Model], ids: Iterable[int]) -> dict[str, list[int]]:
+    """`ids` grouped by the database their logical shard maps to now."""
+    layout = shardmap.layout(model._meta.model_name)
+    if layout is None:
+        return {database_for(model._meta.model_name): list(ids)}
+    grouped: dict[str, list[int]] = {}
+    for value in ids:
+        grouped.setdefault(layout.alias_of_id(value), []).append(value)
+    return grouped

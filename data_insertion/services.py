@@ -27,9 +27,9 @@ from django.db import DatabaseError, OperationalError
 from django.db.models import Model
 
 from .models import Order, Product, User
-from .persistence import existing_rows, existing_values, insert_rows
+from .persistence import assign_ids, existing_ids, existing_rows, insert_rows
 from .results import InsertionResult, Status
-from .topology import backend, database_for_model, is_transient
+from .topology import backend, database_for, database_for_model, is_transient, shardmap
 from .topology.breakers import CircuitOpen
 
 DUPLICATE_EMAIL = "A user with this email already exists."
@@ -41,6 +41,8 @@ UNKNOWN_PRODUCT = "No product with this id exists in the products database."
 MAX_ATTEMPTS = 5
 BACKOFF_SECONDS = 0.05
 BACKOFF_CAP_SECONDS = 1.0
+# A write whose logical shard is in a rebalance's cut-over looks at the map again this often.
+CUT_OVER_POLL_SECONDS = 0.01
 
 
 @dataclass(slots=True)
@@ -99,40 +101,21 @@ def commit_records(records: Sequence[PreparedRecord]) -> list[InsertionResult]:
 
     A record that breaks a rule is rejected without touching the others; if the batch insert
     fails, each record is retried in its own savepoint so one bad row never fails its batch.
+    A sharded model's records go in one transaction per database their logical shards map to.
     """
     verdicts: dict[int, tuple[Status, dict[str, list[str]]]] = {
         i: (Status.REJECTED, record.errors) for i, record in enumerate(records) if record.errors
     }
     valid = [i for i in range(len(records)) if i not in verdicts]
     attempts = 1
-    failed_fast = False
+    failed_fast: set[int] = set()
     if valid:
-        first = records[valid[0]]
-        database = backend(database_for_model(first.instance))
-        check = _CHECKS.get(first.model)
-        lock_keys = _lock_keys([records[i].instance for i in valid])
-        for attempts in range(1, MAX_ATTEMPTS + 1):
-            outcome: dict[int, tuple[Status, dict[str, list[str]]]] = {}
-            for i in valid:  # an attempt rolled back leaves keys no row holds any more
-                _unsaved(records[i].instance)
-            try:
-                with database.write_transaction(lock_keys):
-                    if check is not None:
-                        for i, errors in check([records[i] for i in valid]).items():
-                            outcome[valid[i]] = (Status.REJECTED, errors)
-                    to_insert = [i for i in valid if i not in outcome]
-                    for i, error in _insert([records[i].instance for i in to_insert], database):
-                        outcome[to_insert[i]] = (Status.FAILED, {"database": [_error_text(error)]})
-            except OperationalError as error:
-                if attempts < MAX_ATTEMPTS and is_transient(error):
-                    _sleep_before_retry(attempts)
-                    continue
-                failed_fast = isinstance(error, CircuitOpen)
-                outcome = {i: (Status.FAILED, {"database": [_error_text(error)]}) for i in valid}
-            except DatabaseError as error:
-                outcome = {i: (Status.FAILED, {"database": [_error_text(error)]}) for i in valid}
-            verdicts.update(outcome)
-            break
+        model = records[valid[0]].model
+        if shardmap.layout(model) is None:
+            outcome, attempts, failed_fast = _commit_to(database_for(model), records, valid)
+        else:
+            outcome, attempts, failed_fast = _commit_sharded(model, records, valid)
+        verdicts.update(outcome)
     finished = time.perf_counter()
     results = []
     for i, record in enumerate(records):
@@ -147,34 +130,169 @@ def commit_records(records: Sequence[PreparedRecord]) -> list[InsertionResult]:
                 latency=finished - record.started,
                 attempts=1 if record.errors else attempts,
                 instance=record.instance,
-                failed_fast=failed_fast and status is Status.FAILED,
+                failed_fast=i in failed_fast and status is Status.FAILED,
             )
         )
     return results
 
 
+Verdicts = dict[int, tuple[Status, dict[str, list[str]]]]
+
+
+def _commit_to(
+    alias: str,
+    records: Sequence[PreparedRecord],
+    positions: list[int],
+    layout: shardmap.ShardLayout | None = None,
+) -> tuple[Verdicts, int, set[int]]:
+    """Check and insert the records at `positions` in one write transaction on `alias`,
+    retrying transient errors; their verdicts (inserted ones left out), the attempts made and
+    the positions failed fast by the database's open circuit breaker.
+    With a shard `layout`, the transaction holds the records' logical shards' locks, confirms
+    the map is still that version (else ShardMapChanged) and gives the rows their ids."""
+    database = backend(alias)
+    instances = [records[i].instance for i in positions]
+    check = _CHECKS.get(records[positions[0]].model)
+    lock_keys = _lock_keys(instances)
+    shards: list[int] = []
+    if layout is not None:
+        shards = [shardmap.logical_shard_of(instance) for instance in instances]
+        shard_keys = {shardmap.shard_lock_key(layout.model, shard) for shard in shards}
+        lock_keys = sorted({*lock_keys, *shard_keys})
+    attempts = 1
+    for attempts in range(1, MAX_ATTEMPTS + 1):
+        outcome: Verdicts = {}
+        for instance in instances:  # an attempt rolled back leaves keys no row holds any more
+            _unsaved(instance)
+        try:
+            with database.write_transaction(lock_keys):
+                if layout is not None:
+                    shardmap.confirm(layout)
+                if check is not None:
+                    for i, errors in check([records[i] for i in positions], alias).items():
+                        outcome[positions[i]] = (Status.REJECTED, errors)
+                to_insert = [n for n, i in enumerate(positions) if i not in outcome]
+                if layout is not None and to_insert:
+                    assign_ids(
+                        [instances[n] for n in to_insert], [shards[n] for n in to_insert], alias
+                    )
+                for n, error in _insert([instances[n] for n in to_insert], database):
+                    outcome[positions[to_insert[n]]] = (
+                        Status.FAILED,
+                        {"database": [_error_text(error)]},
+                    )
+        except shardmap.ShardMapChanged:
+            for instance in instances:
+                _unsaved(instance)
+            raise
+        except OperationalError as error:
+            if attempts < MAX_ATTEMPTS and is_transient(error):
+                _sleep_before_retry(attempts)
+                continue
+            outcome = {i: (Status.FAILED, {"database": [_error_text(error)]}) for i in positions}
+            return outcome, attempts, set(positions) if isinstance(error, CircuitOpen) else set()
+        except DatabaseError as error:
+            outcome = {i: (Status.FAILED, {"database": [_error_text(error)]}) for i in positions}
+        return outcome, attempts, set()
+    raise AssertionError("unreachable: the last attempt returns")
+
+
+def _commit_sharded(
+    model: str, records: Sequence[PreparedRecord], positions: list[int]
+) -> tuple[Verdicts, int, set[int]]:
+    """Commit records of a sharded model, each group in the database its logical shards map
+    to. Records whose logical shard is in a rebalance's cut-over wait for the switch (up to
+    shardmap.CUT_OVER_WAIT_SECONDS); a group whose map changed under it is routed again."""
+    verdicts: Verdicts = {}
+    failed_fast: set[int] = set()
+    attempts = 1
+    pending = positions
+    deadline = time.monotonic() + shardmap.CUT_OVER_WAIT_SECONDS
+    layout = shardmap.layout(model)
+    while pending:
+        groups: dict[str, list[int]] = {}
+        waiting = []
+        for i in pending:
+            shard = shardmap.logical_shard_of(records[i].instance)
+            if shard in layout.frozen:
+                waiting.append(i)
+            else:
+                groups.setdefault(layout.alias_of_shard(shard), []).append(i)
+        for alias, group in groups.items():
+            try:
+                outcome, tries, fast = _commit_to(alias, records, group, layout)
+            except shardmap.ShardMapChanged:
+                waiting.extend(group)
+                continue
+            attempts = max(attempts, tries)
+            verdicts.update(outcome)
+            failed_fast |= fast
+        pending = waiting
+        if pending:
+            if time.monotonic() > deadline:
+                message = (
+                    f"its logical shard stayed in a rebalance's cut-over for more than "
+                    f"{shardmap.CUT_OVER_WAIT_SECONDS:.0f} s"
+                )
+                verdicts.update({i: (Status.FAILED, {"database": [message]}) for i in pending})
+                break
+            time.sleep(CUT_OVER_POLL_SECONDS)
+            layout = shardmap.reload(model)
+            attempts += 1
+    return verdicts, attempts, failed_fast
+
+
 def other_row_errors(instance: Model) -> dict[str, list[str]]:
     """The rules that need other rows, for one record being added or changed (the admin's
     form); the same checks an insert runs."""
+    return _other_row_errors(instance, _home(instance, shardmap.layout(instance._meta.model_name)))
+
+
+def _other_row_errors(instance: Model, alias: str) -> dict[str, list[str]]:
     check = _CHECKS.get(instance._meta.model_name)
     if check is None:
         return {}
-    return check([PreparedRecord(instance, {}, 0.0, "")]).get(0, {})
+    return check([PreparedRecord(instance, {}, 0.0, "")], alias).get(0, {})
+
+
+def _home(instance: Model, layout: shardmap.ShardLayout | None) -> str:
+    """The database a record is written to: its model's, or its logical shard's."""
+    if layout is None:
+        return database_for_model(instance)
+    return layout.alias_of_shard(shardmap.logical_shard_of(instance))
 
 
 def save_checked(instance: Model) -> dict[str, list[str]]:
     """Save a new or changed record after its other-row rules, in one write transaction, as
     commit_records does for inserts (a new record takes the very same insert path); return
     the errors instead when a rule fails."""
-    database = backend(database_for_model(instance))
-    with database.write_transaction(_lock_keys([instance])):
-        errors = other_row_errors(instance)
-        if not errors:
-            if instance._state.adding:
-                insert_rows([instance], database.alias)
-            else:
-                instance.save(using=database.alias)
-    return errors
+    model = instance._meta.model_name
+    layout = shardmap.layout(model)
+    while True:
+        database = backend(_home(instance, layout))
+        lock_keys = _lock_keys([instance])
+        if layout is not None:
+            shard = shardmap.logical_shard_of(instance)
+            lock_keys = sorted({*lock_keys, shardmap.shard_lock_key(model, shard)})
+        adding = instance._state.adding
+        try:
+            with database.write_transaction(lock_keys):
+                if layout is not None:
+                    shardmap.confirm(layout)
+                errors = _other_row_errors(instance, database.alias)
+                if not errors:
+                    if adding:
+                        if layout is not None:
+                            assign_ids([instance], [shard], database.alias)
+                        insert_rows([instance], database.alias)
+                    else:
+                        instance.save(using=database.alias)
+            return errors
+        except shardmap.ShardMapChanged:
+            if adding:
+                _unsaved(instance)
+            time.sleep(CUT_OVER_POLL_SECONDS)
+            layout = shardmap.reload(model)
 
 
 def _unsaved(instance: Model) -> None:
@@ -190,12 +308,15 @@ def _lock_keys(instances: list[Model]) -> list[str]:
     return sorted({instance.email_normalized for instance in instances})
 
 
-def _check_unique_emails(records: list[PreparedRecord]) -> dict[int, dict[str, list[str]]]:
+def _check_unique_emails(
+    records: list[PreparedRecord], alias: str
+) -> dict[int, dict[str, list[str]]]:
     """Emails another user already has, and repeats within the batch (the first one wins).
-    A user being changed does not collide with its own row."""
+    A user being changed does not collide with its own row. Sharded, every spelling of an
+    email has one logical shard, so `alias` (the transaction's database) holds them all."""
     keys = [record.instance.email_normalized for record in records]
     owners: dict[str, set[int]] = {}
-    for key, pk in existing_rows(User, database_for_model(User), ("email_normalized", "id"), keys):
+    for key, pk in existing_rows(User, alias, ("email_normalized", "id"), keys):
         owners.setdefault(key, set()).add(pk)
     duplicates = {}
     seen = set()
@@ -208,15 +329,11 @@ def _check_unique_emails(records: list[PreparedRecord]) -> dict[int, dict[str, l
     return duplicates
 
 
-def _check_references(records: list[PreparedRecord]) -> dict[int, dict[str, list[str]]]:
+def _check_references(records: list[PreparedRecord], alias: str) -> dict[int, dict[str, list[str]]]:
     # Users and products are never deleted while orders are inserted, so a row seen here is
     # still there when the order commits.
-    users = existing_values(
-        User, database_for_model(User), "id", [r.instance.user_id for r in records]
-    )
-    products = existing_values(
-        Product, database_for_model(Product), "id", [r.instance.product_id for r in records]
-    )
+    users = existing_ids(User, [r.instance.user_id for r in records])
+    products = existing_ids(Product, [r.instance.product_id for r in records])
     problems = {}
     for i, record in enumerate(records):
         errors = {}
@@ -230,7 +347,7 @@ def _check_references(records: list[PreparedRecord]) -> dict[int, dict[str, list
 
 
 # The rules that need other rows, by model.
-_CHECKS: dict[str, Callable[[list[PreparedRecord]], dict[int, dict[str, list[str]]]]] = {
+_CHECKS: dict[str, Callable[[list[PreparedRecord], str], dict[int, dict[str, list[str]]]]] = {
     "user": _check_unique_emails,
     "order": _check_references,
 }

@@ -60,6 +60,15 @@ class LatencySummary:
 
 
 @dataclass
+class DatabaseRows:
+    """One database of a sharded model: the run's rows found there, and their rate."""
+
+    database: str
+    rows: int
+    rows_per_second: float
+
+
+@dataclass
 class ModelSummary:
     model: str
     database: str
@@ -83,6 +92,18 @@ class ModelSummary:
     records_omitted: int = 0
     # this run's inserted rows found in the database afterwards, by primary key
     rows_found: int | None = None
+    # a sharded model's rows_found in each of its databases (empty for a model in one)
+    database_rows: list[DatabaseRows] = field(default_factory=list)
+
+    @property
+    def skew(self) -> float | None:
+        """The largest database's rows over the mean of its model's databases (1.0: even);
+        None for a model in one database, or with no rows."""
+        rows = [database.rows for database in self.database_rows]
+        if len(rows) < 2 or not sum(rows):
+            return None
+        return max(rows) / (sum(rows) / len(rows))
+
     # records whose transaction was tried more than once (transient errors), and failed ones
     # that failed at once because a database's circuit breaker was open
     retried: int = 0
@@ -219,6 +240,12 @@ class RunSummary:
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["summary"] = data.pop("models")
+        for name, model in data["summary"].items():
+            # A model in one database keeps the JSON it always had.
+            if not model["database_rows"]:
+                del model["database_rows"]
+            else:
+                model["skew"] = round(self.models[name].skew or 0.0, 4)
         data["ok"] = self.ok
         return data
 
@@ -231,6 +258,8 @@ class RunSummary:
             raw["threads"] = [ThreadSummary(**t) for t in raw.get("threads", [])]
             raw["reasons"] = [ReasonCount(**r) for r in raw.get("reasons", [])]
             raw["records"] = [RecordDetail(**r) for r in raw.get("records", [])]
+            raw.pop("skew", None)  # derived from database_rows
+            raw["database_rows"] = [DatabaseRows(**d) for d in raw.get("database_rows", [])]
             models[name] = ModelSummary(**raw)
         return cls(
             run_id=data["run_id"],

@@ -20,6 +20,7 @@ from .summary import (
     PROBLEM_RECORDS_KEPT,
     TIMELINE_POINTS,
     TIMELINE_RESOLUTION_SECONDS,
+    DatabaseRows,
     FaultSummary,
     LatencySummary,
     ModelSummary,
@@ -254,11 +255,14 @@ def build_summary(
     rows_before: dict[str, int],
     rows_after: dict[str, int],
     rows_found: dict[str, int] | None = None,
+    rows_found_by_database: dict[str, dict[str, int]] | None = None,
     faults: list[FaultSummary] | None = None,
     interrupted: bool = False,
     output_error: str | None = None,
 ) -> RunSummary:
     interval = _timeline_interval(duration_seconds)
+    if rows_found_by_database is not None:
+        rows_found = {model: sum(found.values()) for model, found in rows_found_by_database.items()}
     models = {}
     for model, tally in tallies.items():
         wall = (
@@ -305,6 +309,9 @@ def build_summary(
             records=tally.records,
             records_omitted=tally.attempted - len(tally.records),
             rows_found=rows_found[model] if rows_found is not None else None,
+            database_rows=_database_rows(
+                (rows_found_by_database or {}).get(model, {}), round(wall, 4)
+            ),
             retried=tally.retried,
             failed_fast=tally.failed_fast,
         )
@@ -320,6 +327,25 @@ def build_summary(
         interrupted=interrupted,
         output_error=output_error,
     )
+
+
+def _database_rows(found: dict[str, int], wall_seconds: float) -> list[DatabaseRows]:
+    """This run's rows in each database of a sharded model (none for a model in one)."""
+    if len(found) < 2:
+        return []
+    return [
+        DatabaseRows(
+            database=alias,
+            rows=rows,
+            rows_per_second=round(rows / wall_seconds, 1) if wall_seconds > 0 else 0.0,
+        )
+        for alias, rows in sorted(found.items(), key=lambda item: _alias_order(item[0]))
+    ]
+
+
+def _alias_order(alias: str) -> tuple[str, int]:
+    base, _, number = alias.rpartition("_")
+    return (base, int(number)) if number.isdigit() else (alias, -1)
 
 
 def _timeline_interval(duration_seconds: float) -> float:

@@ -10,6 +10,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from data_insertion.topology.databases import configured_databases
+from data_insertion.topology.shards import configured_shard_counts
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -120,6 +121,10 @@ SQLITE_TIMEOUT_SECONDS = _env_number("DS_SQLITE_TIMEOUT", 30.0, minimum=0.0, num
 # holding one only for the length of a transaction (data_insertion.topology.connections).
 # SQLite files are not servers and have no such limit.
 MAX_CONNECTIONS_PER_DATABASE = _env_number("DS_MAX_CONNECTIONS_PER_DATABASE", 20, minimum=2)
+
+# How many databases each model is sharded over (DS_SHARDS, USERS_SHARDS, ...): 1 keeps
+# users_db; N gives users_db_0 ... users_db_{N-1}, until a shard map in default says otherwise.
+SHARD_COUNTS = configured_shard_counts(os.environ)
 
 # Every alias the topology knows (data_insertion.topology), each a SQLite file in DATA_DIR or
 # a server named by its *_DATABASE_URL.

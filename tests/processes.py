@@ -29,11 +29,11 @@ def manage(
     )
 
 
-def start(data_dir: Path, *args: str) -> subprocess.Popen:
+def start(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "manage.py", *args],
         cwd=PROJECT,
-        env=environment(data_dir),
+        env=environment(data_dir, **(env or {})),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -11,6 +11,7 @@ import tempfile
 from pathlib import Path
 
 from data_insertion.topology.databases import configured_databases
+from data_insertion.topology.shards import configured_shard_counts
 from distributed_system.settings import *  # noqa: F403
 from distributed_system.settings import MAX_CONNECTIONS_PER_DATABASE, SQLITE_TIMEOUT_SECONDS
 
@@ -20,6 +21,7 @@ atexit.register(shutil.rmtree, DATA_DIR, ignore_errors=True)
 # SQLite files whatever *_DATABASE_URL says (an empty environment): the server tests start
 # their own processes.
 DATABASES = configured_databases({}, DATA_DIR, SQLITE_TIMEOUT_SECONDS, MAX_CONNECTIONS_PER_DATABASE)
+SHARD_COUNTS = configured_shard_counts({})
 
 # WhiteNoise reads STATIC_ROOT when a test first makes a request: never the repository's.
 STATIC_ROOT = DATA_DIR / "staticfiles"

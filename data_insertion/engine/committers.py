@@ -19,7 +19,7 @@ from django.db import connections
 
 from ..results import InsertionResult, unexpected_failure
 from ..services import PreparedRecord, commit_records
-from ..topology import backend, database_for
+from ..topology import backend, database_for, shardmap
 from .config import SimulationConfig
 from .workers import SimulationError, start_thread
 
@@ -59,8 +59,9 @@ class PerRecordCommits:
     def worker(
         self, model: str, prepare: Preparer, indexes: range, stop: threading.Event
     ) -> Callable[[], None]:
-        database = backend(database_for(model))
-        turn = database.writer_lock() if database.serialises_writers else None
+        # A sharded model's records go to several databases: no one database's turn to hold.
+        database = None if shardmap.layout(model) else backend(database_for(model))
+        turn = database.writer_lock() if database and database.serialises_writers else None
 
         def commit(record: PreparedRecord | None) -> None:
             if record is not None:

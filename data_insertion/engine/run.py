@@ -23,7 +23,7 @@ from django.db import connections
 from .. import services
 from ..datasets import Dataset
 from ..housekeeping import (
-    count_existing_ids,
+    count_existing_ids_by_database,
     count_rows,
     describe_databases,
     empty_databases,
@@ -34,7 +34,7 @@ from ..models import Product, User
 from ..results import InsertionResult, unexpected_failure
 from ..summary import FaultSummary, RunSummary
 from ..tallies import RunTally, build_summary
-from ..topology import MODEL_DATABASES
+from ..topology import MODEL_DATABASES, shardmap
 from ..topology.breakers import reset_breakers
 from .committers import GroupCommits, PerRecordCommits, commit_strategy
 from .config import WHOLE_RUN, SimulationConfig, Slice
@@ -218,17 +218,25 @@ def summarise(
         environment=_environment(),
         databases=describe_databases(),
         tallies=tally.models,
-        model_databases=MODEL_DATABASES,
+        model_databases={model: database_label(model) for model in MODEL_DATABASES},
         rows_before=rows_before,
         rows_after=count_rows(),
-        rows_found={
-            model: count_existing_ids(model_class(model), model_tally.inserted_pks)
+        rows_found_by_database={
+            model: count_existing_ids_by_database(model_class(model), model_tally.inserted_pks)
             for model, model_tally in tally.models.items()
         },
         interrupted=interrupted,
         output_error=output_error,
         faults=faults,
     )
+
+
+def database_label(model: str) -> str:
+    """The Database column: users_db, or users_db_0-3 for a model over four shards."""
+    aliases = shardmap.model_aliases(model)
+    if shardmap.layout(model) is None:
+        return aliases[0]
+    return f"{MODEL_DATABASES[model]}_0-{len(aliases) - 1}"
 
 
 def ascending(ids: array) -> array:

@@ -11,7 +11,13 @@ from urllib.parse import urlsplit
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from .placement import ALIASES, FILENAMES, URL_VARIABLES
+from .placement import DEFAULT_DATABASE, FILENAMES, MODEL_DATABASES, URL_VARIABLES
+from .shards import (
+    MODEL_SHARDS_VARIABLES,
+    configured_shard_counts,
+    shard_alias,
+    shard_filename,
+)
 
 # A server that accepts a connection but never answers (a wrong port, a proxy) fails fast.
 SERVER_CONNECT_TIMEOUT_SECONDS = 10
@@ -99,8 +105,63 @@ def configured_database(
 def configured_databases(
     environ: Mapping[str, str], data_dir: Path, sqlite_timeout: float, max_connections: int
 ) -> dict[str, dict]:
-    """DATABASES: every alias the topology knows, configured from `environ`."""
-    return {
-        alias: configured_database(alias, environ, data_dir, sqlite_timeout, max_connections)
-        for alias in ALIASES
+    """DATABASES: default, then each model's databases, configured from `environ`: one alias
+    (users_db) for a model in one database, users_db_0 ... users_db_{N-1} for N shards."""
+    counts = configured_shard_counts(environ)
+    databases = {
+        DEFAULT_DATABASE: configured_database(
+            DEFAULT_DATABASE, environ, data_dir, sqlite_timeout, max_connections
+        )
     }
+    for model, alias in MODEL_DATABASES.items():
+        urls = _shard_urls(environ, alias)
+        if counts[model] == 1 and len(urls) < 2:
+            databases[alias] = configured_database(
+                alias, environ, data_dir, sqlite_timeout, max_connections
+            )
+            continue
+        if counts[model] == 1:
+            raise ImproperlyConfigured(
+                f"{URL_VARIABLES[alias]} lists {len(urls)} databases: set "
+                f"{MODEL_SHARDS_VARIABLES[model]} (or DS_SHARDS) to {len(urls)} to shard {model}s "
+                "over them"
+            )
+        for index in range(counts[model]):
+            databases[shard_alias(alias, index)] = shard_database(
+                model, index, environ, data_dir, sqlite_timeout, max_connections
+            )
+    return databases
+
+
+def shard_database(
+    model: str,
+    index: int,
+    environ: Mapping[str, str],
+    data_dir: Path,
+    sqlite_timeout: float,
+    max_connections: int,
+) -> dict:
+    """The `index`-th database of a sharded model: the index-th URL of its variable's
+    comma-separated list, or users_{index}.db (and so on) in `data_dir` when it is unset."""
+    alias = MODEL_DATABASES[model]
+    variable = URL_VARIABLES[alias]
+    urls = _shard_urls(environ, alias)
+    if not urls:
+        return sqlite_database(data_dir / shard_filename(FILENAMES[alias], index), sqlite_timeout)
+    if index >= len(urls):
+        raise ImproperlyConfigured(
+            f"{variable} lists {len(urls)} databases, and {model}s need {index + 1}: add a URL "
+            "for each database, separated by commas"
+        )
+    url = urls[index]
+    if urlsplit(url).scheme == "sqlite":
+        return sqlite_database(Path(dj_database_url.parse(url)["NAME"]).resolve(), sqlite_timeout)
+    try:
+        return server_database(url, max_connections)
+    except ImproperlyConfigured as error:
+        raise ImproperlyConfigured(f"{variable} (database {index}): {error}") from None
+
+
+def _shard_urls(environ: Mapping[str, str], alias: str) -> list[str]:
+    text = environ.get(URL_VARIABLES[alias], "").strip()
+    return [url.strip() for url in text.split(",")] if text else []

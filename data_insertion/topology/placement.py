@@ -51,8 +51,10 @@ def database_for(model_name: str) -> str:
 
 
 def allows_table(alias: str, app_label: str, model_name: str | None) -> bool:
-    """Whether `alias` may hold that table: each of ours in its own database, Django's in
-    default."""
-    if app_label == APP_LABEL:
-        return model_name is not None and MODEL_DATABASES.get(model_name) == alias
+    """Whether `alias` may hold that table: each of ours in its own database or its shards
+    (users_db, users_db_0, users_db_1, ...), the shard map and Django's tables in default."""
+    if app_label == APP_LABEL and model_name in MODEL_DATABASES:
+        home = MODEL_DATABASES[model_name]
+        shard = alias.removeprefix(f"{home}_")
+        return alias == home or (shard != alias and shard.isdigit())
     return alias == DEFAULT_DATABASE
