@@ -35,6 +35,7 @@ from ..tallies import RunTally, build_summary
 from ..topology import MODEL_DATABASES
 from .committers import GroupCommits, PerRecordCommits, commit_strategy
 from .config import WHOLE_RUN, SimulationConfig, Slice
+from .progress import ProgressCallback, sampling_progress
 from .workers import run_workers, split
 
 ResultCallback = Callable[[InsertionResult], None]
@@ -89,8 +90,10 @@ def run_simulation(
     config: SimulationConfig,
     on_result: ResultCallback | None = None,
     stop: threading.Event | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> RunSummary:
-    """Run the simulation; `on_result` sees every verdict as it comes (from worker threads).
+    """Run the simulation; `on_result` sees every verdict as it comes (from worker threads),
+    `on_progress` a snapshot of the counts and rates once a second (from a thread of its own).
 
     Setting `stop` (Ctrl-C) makes workers take no new record; records already taken are
     committed or rolled back, and the summary counts what was done and says it was interrupted.
@@ -114,8 +117,9 @@ def run_simulation(
 
     strategy = commit_strategy(config, tally.results_counter(also=report))
     accounts, orders = PHASES
-    run_phase(plan, accounts, WHOLE_RUN, strategy, stop)
-    run_phase(plan, orders, WHOLE_RUN, strategy, stop, find_references(tally))
+    with sampling_progress(tally, plan.run_started, on_progress):
+        run_phase(plan, accounts, WHOLE_RUN, strategy, stop)
+        run_phase(plan, orders, WHOLE_RUN, strategy, stop, find_references(tally))
     return summarise(
         plan,
         tally,
