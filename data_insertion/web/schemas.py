@@ -82,6 +82,12 @@ class ErrorOut(Schema):
     detail: str
 
 
+class ValidationErrorOut(Schema):
+    detail: list[dict[str, Any]] = Field(
+        description="each invalid field: loc names it, msg says why"
+    )
+
+
 class UserOut(ModelSchema):
     class Meta:
         model = User
