@@ -25,6 +25,11 @@ class MetricComparison:
     change: float | None
     regression: bool
 
+    @property
+    def change_text(self) -> str:
+        """The change as the console and the dashboard show it: "+12.5%", or "-" from 0."""
+        return f"{self.change:+.1%}" if self.change is not None else "-"
+
 
 def compare_summaries(
     baseline: RunSummary, candidate: RunSummary, max_regression: float

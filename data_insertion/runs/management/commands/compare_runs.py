@@ -42,10 +42,9 @@ class Command(OneLineErrorCommand):
             f"{'Model':<8} {'Metric':<8} {'Baseline':>12} {'Candidate':>12} {'Change':>9}"
         )
         for row in comparisons:
-            change = f"{row.change:+.1%}" if row.change is not None else "-"
             line = (
                 f"{row.model:<8} {row.label:<8} {row.baseline:>12,.2f} {row.candidate:>12,.2f} "
-                f"{change:>9}"
+                f"{row.change_text:>9}"
             )
             self.stdout.write(line + ("  REGRESSION" if row.regression else ""))
         regressions = [row for row in comparisons if row.regression]
