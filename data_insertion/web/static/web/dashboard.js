@@ -20,12 +20,14 @@
     for (const model of MODELS) {
       const progress = byModel[model];
       rates[model].push(progress ? progress.rows_per_second : null);
-      for (const [key] of PERCENTILES) latencies[model][key].push(progress ? progress[key] : null);
+      // An interval in which the model finished no record has no latency: a gap, not a 0.
+      const idle = !progress || (progress.p50_ms === 0 && progress.p99_ms === 0);
+      for (const [key] of PERCENTILES) latencies[model][key].push(idle ? null : progress[key]);
       const row = progress && document.querySelector(`tr[data-model="${model}"]`);
       if (row) {
-        row.querySelector(".committed").textContent = progress.committed;
-        row.querySelector(".rejected").textContent = progress.rejected;
-        row.querySelector(".failed").textContent = progress.failed;
+        row.querySelector(".committed").textContent = progress.committed.toLocaleString("en");
+        row.querySelector(".rejected").textContent = progress.rejected.toLocaleString("en");
+        row.querySelector(".failed").textContent = progress.failed.toLocaleString("en");
       }
     }
   }
@@ -34,7 +36,7 @@
     return Math.max(320, element.clientWidth - 10);
   }
 
-  function chart(element, title, unit, series, data) {
+  function chart(element, title, unit, series, data, logarithmic) {
     return new uPlot(
       {
         title: title,
@@ -42,7 +44,8 @@
         height: 240,
         series: [{ label: "s" }, ...series],
         axes: [{ label: "seconds since start" }, { label: unit, size: 60 }],
-        scales: { x: { time: false } },
+        // Latency percentiles span decades (p50 0.1 ms, p99 30 ms): a log scale shows both.
+        scales: { x: { time: false }, y: logarithmic ? { distr: 3 } : {} },
       },
       data,
       element
@@ -57,16 +60,18 @@
     "Rows committed per second",
     "rows/s",
     MODELS.map((m) => ({ label: m, stroke: COLORS[m], width: 2 })),
-    [seconds, ...MODELS.map((m) => rates[m])]
+    [seconds, ...MODELS.map((m) => rates[m])],
+    false
   );
   const latencyCharts = MODELS.map((model) => {
     const element = document.getElementById(`latency-${model}`);
     return chart(
       element,
-      `${model}: latency percentiles in each interval`,
-      "ms",
+      `${model}: latency in each interval`,
+      "ms (log)",
       PERCENTILES.map(([, label, color]) => ({ label: label, stroke: color, width: 1.5 })),
-      [seconds, ...PERCENTILES.map(([key]) => latencies[model][key])]
+      [seconds, ...PERCENTILES.map(([key]) => latencies[model][key])],
+      true
     );
   });
 
@@ -80,9 +85,12 @@
 
   if (root.dataset.finished === "true") return;
   const events = new EventSource(root.dataset.eventsUrl);
+  const status = document.getElementById("run-status");
   events.addEventListener("snapshot", (event) => {
     add(JSON.parse(event.data));
     redraw();
+    status.textContent = "running";
+    status.className = "status running";
   });
   events.addEventListener("end", () => {
     events.close();
