@@ -6,6 +6,7 @@ import json
 import threading
 
 import pytest
+from django.contrib.auth.models import User as Account
 from django.core.management import call_command
 from django.test import Client
 
@@ -110,6 +111,15 @@ def test_the_openapi_schema_is_public_and_lists_every_endpoint():
         "/api/products",
         "/api/orders",
     }
+
+
+def test_the_docs_page_is_for_staff_and_needs_no_internet():
+    assert Client().get("/api/docs")["Location"].startswith("/admin/login/")
+    staff = Account.objects.create_user("staff", password="a-long-password", is_staff=True)
+    client = Client()
+    client.force_login(staff)
+    page = client.get("/api/docs").content.decode()
+    assert "/static/ninja/" in page and "cdn" not in page.lower()
 
 
 def test_a_token_from_create_api_token_opens_the_api():

@@ -10,6 +10,7 @@ own static files, offline; DRF would need drf-spectacular and its sidecar for th
 
 import logging
 
+from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
 from ninja import NinjaAPI, Router, Schema, Status
@@ -60,6 +61,8 @@ api = NinjaAPI(
     description="Start, watch and compare runs of the simulation; read the stored records.",
     auth=BearerToken(),
     urls_namespace="api",
+    # The interactive docs page is for the dashboard's staff; the schema itself is public.
+    docs_decorator=staff_member_required,
 )
 # What any endpoint may answer besides its own: no valid token, or a malformed parameter.
 ERRORS = {401: ErrorOut, 422: ValidationErrorOut}
