@@ -50,6 +50,7 @@ def summary_lines(summary: RunSummary) -> list[str]:
     ]
     if failures:
         lines += ["", "Failed to commit, by reason:", *failures]
+    lines += fault_lines(summary)
     lines.append("")
     lines.append(reconciliation_line(summary))
     return lines
@@ -70,3 +71,33 @@ def reconciliation_line(summary: RunSummary) -> str:
         f"{verdict}. "
         "To audit every row against every rule: python manage.py verify_data"
     )
+
+
+def fault_lines(summary: RunSummary) -> list[str]:
+    """The injected faults and the records in flight on their database meanwhile; then, per
+    database, what retries and its circuit breaker did."""
+    lines = []
+    if summary.faults:
+        lines += ["", "Faults injected:"]
+    for fault in summary.faults:
+        if fault.error:
+            lines.append(f"  {fault.description}: NOT INJECTED ({fault.error})")
+            continue
+        by_model = "; ".join(
+            f"{model}: "
+            + ", ".join(f"{count:,} {status}" for status, count in sorted(outcomes.items()))
+            for model, outcomes in fault.touched.items()
+        )
+        lines.append(
+            f"  {fault.description}: {fault.touched_total:,} records in flight"
+            + (f" ({by_model})" if by_model else "")
+        )
+    resilience = [
+        f"  {model.database}: {model.retried:,} retried, {model.failed_fast:,} failed fast "
+        f"(circuit open), {model.failed_after_waiting:,} failed after waiting"
+        for model in summary.models.values()
+        if model.retried or model.failed
+    ]
+    if resilience:
+        lines += ["", "Retries and circuit breakers, by database:", *resilience]
+    return lines

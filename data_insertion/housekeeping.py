@@ -8,7 +8,7 @@ import time
 
 from django.apps import apps
 from django.core.management import call_command
-from django.db import DatabaseError, IntegrityError, OperationalError, connections, transaction
+from django.db import DatabaseError, IntegrityError, OperationalError, connections
 from django.db.models import Max, Model
 
 from .persistence import count_existing
@@ -38,7 +38,7 @@ def migrate_databases() -> None:
         try:
             backend(alias).check_location()
             _migrate(alias)
-            _check_writable(alias)
+            backend(alias).check_writable()
         except (DatabaseError, OSError) as error:
             location = describe_database(alias)["location"]
             raise DatabaseUnavailable(f"{alias} ({location}): {error}") from error
@@ -69,16 +69,6 @@ def _lost_migration_race(alias: str, error: DatabaseError) -> bool:
     # A lock that outlasted the timeout on an open connection is not a race: report it.
     opening = connections[alias].connection is None
     return opening and isinstance(error, OperationalError) and is_transient(error)
-
-
-def _check_writable(alias: str) -> None:
-    """On SQLite, BEGIN IMMEDIATE: fails now if the file or its directory is read-only."""
-    try:
-        with transaction.atomic(using=alias):
-            pass
-    except OperationalError as error:
-        if not is_transient(error):
-            raise  # busy is not broken: the run waits for the lock, or reports what failed
 
 
 def describe_databases() -> dict[str, dict[str, str]]:

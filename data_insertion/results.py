@@ -44,6 +44,8 @@ class InsertionResult(NamedTuple):
     attempts: int = 1
     # The record as validated (and, if inserted, saved); None when preparing it failed.
     instance: Any = None
+    # Failed at once because its database's circuit breaker was open.
+    failed_fast: bool = False
 
     @property
     def values(self) -> dict[str, str]:

@@ -30,6 +30,7 @@ from .models import Order, Product, User
 from .persistence import existing_rows, existing_values, insert_rows
 from .results import InsertionResult, Status
 from .topology import backend, database_for_model, is_transient
+from .topology.breakers import CircuitOpen
 
 DUPLICATE_EMAIL = "A user with this email already exists."
 UNKNOWN_USER = "No user with this id exists in the users database."
@@ -104,6 +105,7 @@ def commit_records(records: Sequence[PreparedRecord]) -> list[InsertionResult]:
     }
     valid = [i for i in range(len(records)) if i not in verdicts]
     attempts = 1
+    failed_fast = False
     if valid:
         first = records[valid[0]]
         database = backend(database_for_model(first.instance))
@@ -123,6 +125,7 @@ def commit_records(records: Sequence[PreparedRecord]) -> list[InsertionResult]:
                 if attempts < MAX_ATTEMPTS and is_transient(error):
                     _sleep_before_retry(attempts)
                     continue
+                failed_fast = isinstance(error, CircuitOpen)
                 outcome = {i: (Status.FAILED, {"database": [_error_text(error)]}) for i in valid}
             except DatabaseError as error:
                 outcome = {i: (Status.FAILED, {"database": [_error_text(error)]}) for i in valid}
@@ -142,6 +145,7 @@ def commit_records(records: Sequence[PreparedRecord]) -> list[InsertionResult]:
                 latency=finished - record.started,
                 attempts=1 if record.errors else attempts,
                 instance=record.instance,
+                failed_fast=failed_fast and status is Status.FAILED,
             )
         )
     return results

@@ -83,6 +83,15 @@ class ModelSummary:
     records_omitted: int = 0
     # this run's inserted rows found in the database afterwards, by primary key
     rows_found: int | None = None
+    # records whose transaction was tried more than once (transient errors), and failed ones
+    # that failed at once because a database's circuit breaker was open
+    retried: int = 0
+    failed_fast: int = 0
+
+    @property
+    def failed_after_waiting(self) -> int:
+        """Failed records that were tried, retries and waits for locks included."""
+        return self.failed - self.failed_fast
 
     @property
     def rows_added(self) -> int:
@@ -100,6 +109,26 @@ class ModelSummary:
         """Of the records that passed validation, the share that was committed."""
         valid = self.inserted + self.failed
         return self.inserted / valid if valid else 1.0
+
+
+@dataclass
+class FaultSummary:
+    """A fault injected during the run, its window in seconds from the start (no end: all run
+    long), and the records in flight on its database meanwhile, by model and outcome."""
+
+    spec: str
+    description: str
+    alias: str
+    kind: str
+    start_seconds: float
+    end_seconds: float | None
+    touched: dict[str, dict[str, int]] = field(default_factory=dict)
+    # why it could not be injected, if it could not
+    error: str | None = None
+
+    @property
+    def touched_total(self) -> int:
+        return sum(sum(outcomes.values()) for outcomes in self.touched.values())
 
 
 @dataclass(frozen=True)
@@ -120,6 +149,7 @@ class RunSummary:
     interrupted: bool = False
     # the console or --details could not be written (the run itself went on)
     output_error: str | None = None
+    faults: list[FaultSummary] = field(default_factory=list)
 
     @property
     def failed(self) -> int:
@@ -139,6 +169,9 @@ class RunSummary:
         """Why the run did not pass, each with the exit status it calls for; empty when every
         record got a verdict, none failed, the rows add up and the output was written."""
         problems = []
+        for fault in self.faults:
+            if fault.error:
+                problems.append(Problem(f"fault {fault.spec} was not injected: {fault.error}", 1))
         if self.output_error:
             problems.append(
                 Problem(f"the run's output could not be written ({self.output_error})", 1)
@@ -207,4 +240,5 @@ class RunSummary:
             models=models,
             interrupted=data.get("interrupted", False),
             output_error=data.get("output_error"),
+            faults=[FaultSummary(**fault) for fault in data.get("faults", [])],
         )

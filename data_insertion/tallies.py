@@ -20,6 +20,7 @@ from .summary import (
     PROBLEM_RECORDS_KEPT,
     TIMELINE_POINTS,
     TIMELINE_RESOLUTION_SECONDS,
+    FaultSummary,
     LatencySummary,
     ModelSummary,
     ReasonCount,
@@ -44,9 +45,20 @@ class _ThreadTally:
 class ModelTally:
     """Everything a summary needs from one model's results, fed by many threads at once."""
 
-    def __init__(self, model: str, run_started: float) -> None:
+    def __init__(
+        self,
+        model: str,
+        run_started: float,
+        fault_windows: Sequence[tuple[float, float]] = (),
+    ) -> None:
         self.model = model
         self.run_started = run_started
+        # Per injected fault of the run: its window in seconds from the start, or None when it
+        # does not touch this model's records; and what became of the records in it.
+        self.fault_windows = list(fault_windows)
+        self.fault_touched = [Counter() for _ in self.fault_windows]
+        self.retried = 0
+        self.failed_fast = 0
         self.first_started: float | None = None
         self.last_finished: float | None = None
         self.counts = Counter()
@@ -75,6 +87,16 @@ class ModelTally:
                     self.first_started = started
                 counts[result.status] += 1
                 record_latency(latency)
+                self.retried += result.attempts > 1
+                self.failed_fast += result.failed_fast
+                for index, window in enumerate(self.fault_windows):
+                    # In flight on the faulted database while the fault held.
+                    if (
+                        window
+                        and started - self.run_started < window[1]
+                        and (finished - self.run_started >= window[0])
+                    ):
+                        self.fault_touched[index][result.status] += 1
                 thread = threads.get(result.thread)
                 if thread is None:
                     thread = threads[result.thread] = _ThreadTally()
@@ -129,6 +151,10 @@ class ModelTally:
                     self.last_finished or other.last_finished, other.last_finished
                 )
             self.counts.update(other.counts)
+            self.retried += other.retried
+            self.failed_fast += other.failed_fast
+            for mine, theirs in zip(self.fault_touched, other.fault_touched, strict=True):
+                mine.update(theirs)
             self.histogram.merge(other.histogram)
             for name, thread in other.threads.items():
                 self.threads.setdefault(name, _ThreadTally()).merge(thread)
@@ -154,8 +180,17 @@ class RunTally:
     """The tallies of every model for one slice of a run, or for the whole run once the
     slices' tallies are merged."""
 
-    def __init__(self, run_started: float) -> None:
-        self.models = {model: ModelTally(model, run_started) for model in MODELS}
+    def __init__(self, run_started: float, faults: Sequence[Any] = ()) -> None:
+        """`faults`: the run's injected faults (engine.faults.Fault), whose windows are watched."""
+        self.faults = list(faults)
+        self.models = {
+            model: ModelTally(
+                model,
+                run_started,
+                [(f.start, f.end) if model in f.models() else None for f in self.faults],
+            )
+            for model in MODELS
+        }
 
     def add_all(self, results: Sequence[InsertionResult]) -> None:
         """Count results that finished together (all of one model)."""
@@ -177,8 +212,10 @@ class RunTally:
             self.models[model].merge(tally)
 
     @classmethod
-    def merged(cls, tallies: Iterable["RunTally"], run_started: float) -> "RunTally":
-        whole = cls(run_started)
+    def merged(
+        cls, tallies: Iterable["RunTally"], run_started: float, faults: Sequence[Any] = ()
+    ) -> "RunTally":
+        whole = cls(run_started, faults)
         for tally in tallies:
             whole.merge(tally)
         return whole
@@ -225,6 +262,7 @@ def build_summary(
     rows_before: dict[str, int],
     rows_after: dict[str, int],
     rows_found: dict[str, int] | None = None,
+    faults: list[FaultSummary] | None = None,
     interrupted: bool = False,
     output_error: str | None = None,
 ) -> RunSummary:
@@ -275,8 +313,11 @@ def build_summary(
             records=tally.records,
             records_omitted=tally.attempted - len(tally.records),
             rows_found=rows_found[model] if rows_found is not None else None,
+            retried=tally.retried,
+            failed_fast=tally.failed_fast,
         )
     return RunSummary(
+        faults=faults or [],
         run_id=run_id,
         started_at=started_at,
         duration_seconds=round(duration_seconds, 4),

@@ -1,6 +1,7 @@
 """The dashboard's views through Django's test client: staff only, CSRF on its forms, the run
 list, a run's page, starting and stopping runs, comparisons, downloads."""
 
+import html
 import io
 import json
 import threading
@@ -81,6 +82,26 @@ def test_bad_options_in_the_form_name_the_field_and_start_nothing(staff):
     page = response.content.decode()
     assert "Ensure this value is greater than or equal to 1." in page
     assert "Ensure this value is less than or equal to 1." in page
+    assert not Run.objects.exists()
+
+
+def test_a_fault_from_the_form_is_shown_on_the_runs_page(staff):
+    response = staff.post(
+        "/runs/start",
+        {"threads": 2, "records": 50, "invalid_ratio": 0.1, "faults": "orders_db:latency:1ms"},
+    )
+    run = join_run_thread(Run.objects.get().pk)
+    assert response["Location"] == f"/runs/{run.pk}/"
+    page = staff.get(f"/runs/{run.pk}/").content.decode()
+    assert 'id="faults"' in page and "orders_db latency +" in page
+
+
+def test_a_bad_fault_in_the_form_is_named(staff):
+    response = staff.post(
+        "/runs/start", {"threads": 2, "records": 50, "invalid_ratio": 0.1, "faults": "x:y:z"}
+    )
+    assert response.status_code == 400
+    assert "'x:y:z': no database 'x'" in html.unescape(response.content.decode())
     assert not Run.objects.exists()
 
 

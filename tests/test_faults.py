@@ -86,8 +86,16 @@ def test_a_lock_held_past_the_timeout_fails_those_records_and_the_others_go_on(t
         holder.execute("ROLLBACK")
         holder.close()
     assert result.returncode == 1
-    assert "Failed user: Alice - database: database is locked" in result.stdout
-    assert "user: 8 x database: database is locked" in result.stdout
+    failed_users = [line for line in result.stdout.splitlines() if line.startswith("Failed user:")]
+    assert len(failed_users) == 8
+    # The first records fail after their retries; then users_db's breaker fails the rest fast.
+    assert all("database: users_db: " in line for line in failed_users)
+    assert all("database is locked" in line for line in failed_users)
+    assert "user: 1 x database: users_db: database is locked" in result.stdout
+    assert "user: 7 x database: users_db: failing fast, the circuit is open" in result.stdout
+    assert "users_db: 1 retried, 7 failed fast (circuit open), 1 failed after waiting" in (
+        result.stdout
+    )
     assert "records failed to commit" in result.stderr
     summary = json.loads((tmp_path / "r.json").read_text())["summary"]
     assert (summary["user"]["failed"], summary["user"]["inserted"]) == (8, 0)

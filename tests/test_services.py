@@ -174,5 +174,5 @@ def test_an_error_that_outlasts_the_retries_is_failed_with_its_text(monkeypatch)
     result = insert_product(name="P", price="1")
     assert result.status == Status.FAILED
     assert result.attempts == services.MAX_ATTEMPTS
-    assert result.errors == {"database": ["database is locked"]}
+    assert result.errors == {"database": ["products_db: database is locked"]}
     assert Product.objects.count() == 0

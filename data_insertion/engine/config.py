@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from .faults import Fault
+
 
 @dataclass(frozen=True)
 class SimulationConfig:
@@ -13,6 +15,8 @@ class SimulationConfig:
     # None: each worker commits its own records, one transaction per record.
     # N: group commit, one writer per database committing up to N records per transaction.
     batch_size: int | None = None
+    # Faults injected into single databases during the run (engine/faults.py).
+    faults: tuple[Fault, ...] = ()
 
     def slices(self, count: int) -> list["Slice"]:
         """The run cut into `count` slices that together hold every record once."""

@@ -6,6 +6,7 @@ RunTally, and summarise() for the tally of the whole (the merge of the slices' t
 """
 
 import itertools
+import math
 import platform
 import sqlite3
 import threading
@@ -17,6 +18,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 
 import django
+from django.db import connections
 
 from .. import services
 from ..datasets import Dataset
@@ -30,11 +32,13 @@ from ..housekeeping import (
 )
 from ..models import Product, User
 from ..results import InsertionResult, unexpected_failure
-from ..summary import RunSummary
+from ..summary import FaultSummary, RunSummary
 from ..tallies import RunTally, build_summary
 from ..topology import MODEL_DATABASES
+from ..topology.breakers import reset_breakers
 from .committers import GroupCommits, PerRecordCommits, commit_strategy
 from .config import WHOLE_RUN, SimulationConfig, Slice
+from .faults import injected
 from .progress import ProgressCallback, sampling_progress
 from .workers import run_workers, split
 
@@ -99,11 +103,12 @@ def run_simulation(
     committed or rolled back, and the summary counts what was done and says it was interrupted.
     """
     stop = stop or threading.Event()
+    reset_breakers()  # each run starts with every database's breaker closed
     if config.fresh:
         empty_databases()
     rows_before = count_rows()
     plan = plan_run(config)
-    tally = RunTally(plan.run_started)
+    tally = RunTally(plan.run_started, config.faults)
     output_errors: list[str] = []
 
     def report(results: list[InsertionResult]) -> None:
@@ -117,15 +122,24 @@ def run_simulation(
 
     strategy = commit_strategy(config, tally.results_counter(also=report))
     accounts, orders = PHASES
-    with sampling_progress(tally, plan.run_started, on_progress):
+    fault_errors: dict[str, str] = {}
+    # The main thread holds no connection while the workers run: a fault may cut them all.
+    connections.close_all()
+    with (
+        injected(config.faults, plan.run_started, fault_errors),
+        sampling_progress(tally, plan.run_started, on_progress),
+    ):
         run_phase(plan, accounts, WHOLE_RUN, strategy, stop)
-        run_phase(plan, orders, WHOLE_RUN, strategy, stop, find_references(tally))
+        references = find_references(tally)
+        connections.close_all()
+        run_phase(plan, orders, WHOLE_RUN, strategy, stop, references)
     return summarise(
         plan,
         tally,
         rows_before,
         interrupted=stop.is_set(),
         output_error=output_errors[0] if output_errors else None,
+        fault_errors=fault_errors,
     )
 
 
@@ -176,14 +190,38 @@ def summarise(
     rows_before: dict[str, int],
     interrupted: bool,
     output_error: str | None = None,
+    fault_errors: dict[str, str] | None = None,
 ) -> RunSummary:
     """The summary of a run from the tally of all its slices and the databases as they are."""
     dataset = plan.dataset
+    fault_errors = fault_errors or {}
+    faults = [
+        FaultSummary(
+            spec=fault.spec,
+            description=fault.describe(),
+            alias=fault.alias,
+            kind=fault.kind,
+            start_seconds=fault.start,
+            end_seconds=None if fault.end == math.inf else fault.end,
+            touched={
+                model: dict(model_tally.fault_touched[index])
+                for model, model_tally in tally.models.items()
+                if model_tally.fault_touched[index]
+            },
+            error=fault_errors.get(fault.spec),
+        )
+        for index, fault in enumerate(tally.faults)
+    ]
     return build_summary(
         run_id=plan.run_id,
         started_at=plan.started_at,
         duration_seconds=time.perf_counter() - plan.run_started,
-        config={**asdict(plan.config), "seed": dataset.seed, "demo_data": dataset.is_demo},
+        config={
+            **asdict(plan.config),
+            "faults": [fault.spec for fault in plan.config.faults],
+            "seed": dataset.seed,
+            "demo_data": dataset.is_demo,
+        },
         environment=_environment(),
         databases=describe_databases(),
         tallies=tally.models,
@@ -196,6 +234,7 @@ def summarise(
         },
         interrupted=interrupted,
         output_error=output_error,
+        faults=faults,
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from ..engine import SimulationConfig
+from ..engine.faults import FaultSpecError, parse_fault
 
 MAX_THREADS = 1000
 MAX_RECORDS = 10_000_000
@@ -68,6 +69,28 @@ def add_seed_option(parser: argparse.ArgumentParser, default: int | None, help: 
     parser.add_argument("--seed", type=bounded_int(0, MAX_SEED), default=default, help=help)
 
 
+def fault(text: str):
+    try:
+        return parse_fault(text)
+    except FaultSpecError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def add_fault_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fault",
+        type=fault,
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="inject a fault into one database during the run, repeatable: "
+        "ALIAS:lock:DURATION@START (another connection holds its write lock), "
+        "ALIAS:latency:DURATION (every write transaction takes that much longer), "
+        "ALIAS:down:DURATION@START (it cannot be reached); durations like 500ms or 3s, "
+        "START counted from the run's start",
+    )
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """What a run is: the options of insert_data, simulate_insertions and generate_pdf_report."""
     add_threads_option(parser, help="worker threads per model")
@@ -96,6 +119,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fresh", action="store_true", help="empty the three databases before the run"
     )
+    add_fault_option(parser)
     parser.add_argument(
         "--json",
         metavar="PATH",
@@ -118,6 +142,7 @@ def run_config(options: dict) -> SimulationConfig:
         invalid_ratio=options["invalid_ratio"],
         fresh=options["fresh"],
         batch_size=options["batch_size"],
+        faults=tuple(options["fault"]),
     )
 
 

@@ -14,6 +14,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from ..console import summary_lines
 from ..engine import SimulationError
+from ..engine.faults import FaultSpecError, check_supported
 from ..housekeeping import DatabaseUnavailable, migrate_databases
 from ..runs.models import RunSource
 from ..runs.recording import record_run
@@ -70,11 +71,15 @@ class RunCommand(OneLineErrorCommand):
     def run(self, options: dict, details_path, machine_output) -> RunSummary:
         """Migrate, run the engine (recorded, so the dashboard and the API see it) and report
         each verdict as it comes; print the summary."""
+        config = run_config(options)
+        try:
+            check_supported(config.faults)
+        except FaultSpecError as error:
+            raise CommandError(f"--fault {error}") from None
         try:
             migrate_databases()
         except DatabaseUnavailable as error:
             raise CommandError(f"cannot use {error}") from None
-        config = run_config(options)
         stop = threading.Event()
         output = RunOutput(
             self,

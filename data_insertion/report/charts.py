@@ -5,15 +5,17 @@ import math
 from reportlab.graphics.charts.barcharts import VerticalBarChart
 from reportlab.graphics.charts.legends import Legend
 from reportlab.graphics.charts.lineplots import LinePlot
-from reportlab.graphics.shapes import Drawing, Group, String
+from reportlab.graphics.shapes import Drawing, Group, Rect, String
 from reportlab.graphics.widgets.markers import makeMarker
 from reportlab.lib import colors
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Flowable
 
-from ..summary import ModelSummary, RunSummary, ThreadSummary
+from ..summary import FaultSummary, ModelSummary, RunSummary, ThreadSummary
 from .formatting import format_count, model_title, short_bound
 from .layout import (
+    FAULT_LABEL,
+    FAULT_SHADE,
     FRAME_WIDTH,
     MODEL_COLORS,
     OUTCOME_COLORS,
@@ -58,7 +60,7 @@ def outcome_and_throughput_charts(summary: RunSummary, layout: Layout) -> list[F
         layout.paragraph("Outcomes per model", layout.subheading),
         outcomes,
         layout.paragraph("Throughput over the run", layout.subheading),
-        _throughput_chart(models, layout),
+        _throughput_chart(models, layout, summary.faults),
     ]
 
 
@@ -147,7 +149,9 @@ def _sampled_threads(threads: list[ThreadSummary]) -> tuple[list[ThreadSummary],
     return [ranked[pick] for pick in picks], True
 
 
-def _throughput_chart(models: list[ModelSummary], layout: Layout) -> Flowable:
+def _throughput_chart(
+    models: list[ModelSummary], layout: Layout, faults: list[FaultSummary]
+) -> Flowable:
     with_timeline = [model for model in models if model.timeline]
     if not any(any(model.timeline) for model in with_timeline):
         return layout.paragraph("No rows were committed, so there is no throughput to draw.")
@@ -176,6 +180,10 @@ def _throughput_chart(models: list[ModelSummary], layout: Layout) -> Flowable:
     plot.yValueAxis.visibleGrid = True
     plot.yValueAxis.gridStrokeColor = colors.HexColor("#e0e0e0")
     plot.yValueAxis.gridStrokeWidth = 0.4
+    # A fixed time axis, so that each fault's window can be shaded where its seconds are.
+    run_seconds = max(len(model.timeline) for model in with_timeline) * interval
+    plot.xValueAxis.valueMax = run_seconds
+    _shade_fault_windows(drawing, plot, run_seconds, faults, font)
     drawing.add(plot)
     drawing.add(_axis_title(50 + plot.width / 2, 8, "seconds since the run started", font))
     drawing.add(_axis_title(14, 125, f"rows committed per {interval:g} s", font, vertical=True))
@@ -188,6 +196,31 @@ def _throughput_chart(models: list[ModelSummary], layout: Layout) -> Flowable:
         )
     )
     return drawing
+
+
+def _shade_fault_windows(
+    drawing: Drawing, plot: LinePlot, run_seconds: float, faults: list[FaultSummary], font: str
+) -> None:
+    """A band behind the lines for each fault that held for part of the run, labelled with
+    its database and kind: a reader sees one model's line drop while the others go on."""
+    for number, fault in enumerate(f for f in faults if f.end_seconds is not None and not f.error):
+        start = min(fault.start_seconds, run_seconds)
+        end = min(fault.end_seconds, run_seconds)
+        if end <= start:
+            continue
+        left = plot.x + plot.width * start / run_seconds
+        width = plot.width * (end - start) / run_seconds
+        drawing.add(Rect(left, plot.y, width, plot.height, fillColor=FAULT_SHADE, strokeColor=None))
+        drawing.add(
+            String(
+                left + 2,
+                plot.y + plot.height - 9 - 9 * number,
+                f"{fault.alias} {fault.kind}",
+                fontName=font,
+                fontSize=7,
+                fillColor=FAULT_LABEL,
+            )
+        )
 
 
 def _drawing(height: float, layout: Layout) -> Drawing:

@@ -37,6 +37,9 @@ ROW_GREEN = colors.HexColor("#e8f5e9")
 REJECTED_ROW = colors.HexColor("#fff0c2")
 FAILED_ROW = colors.HexColor("#ffcdd2")
 TEXT_GREY = colors.HexColor("#555555")
+# A fault's window on the throughput chart: a light red band, its label darker.
+FAULT_SHADE = colors.Color(0.9, 0.2, 0.2, alpha=0.12)
+FAULT_LABEL = colors.HexColor("#b71c1c")
 
 CELL_FONT_SIZE = 7.5
 CELL_PADDING = 3  # points left and right of a table cell's text

@@ -11,6 +11,7 @@ from ..results import Status
 from ..summary import ModelSummary, RunSummary
 from .charts import latency_histograms, outcome_and_throughput_charts, thread_charts
 from .details import details_section
+from .faults import faults_section
 from .formatting import (
     format_count,
     format_ms,
@@ -43,6 +44,7 @@ def story(summary: RunSummary, layout: Layout) -> list[Flowable]:
         PageBreak(),
         *_thread_section(summary, layout),
         *_reasons_section(summary, layout),
+        *faults_section(summary, layout),
         PageBreak(),
         *details_section(summary, layout),
     ]
@@ -77,6 +79,10 @@ def _run_header(summary: RunSummary, layout: Layout) -> list[Flowable]:
         ("Invalid ratio", layout.text(config.get("invalid_ratio", "?"))),
         ("Fresh databases", "yes (emptied before the run)" if config.get("fresh") else "no"),
     ]
+    if summary.faults:
+        facts.append(
+            ("Faults", "<br/>".join(layout.text(fault.description) for fault in summary.faults))
+        )
     if "batch_size" in config:  # runs saved before group commit existed have no such option
         batch_size = config["batch_size"]
         commits = (

@@ -19,6 +19,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from ..engine import SimulationConfig, run_simulation
+from ..engine.faults import Fault
 from ..engine.launcher import start_background_process, start_background_thread
 from ..engine.progress import ProgressSnapshot
 from ..housekeeping import DatabaseUnavailable, migrate_databases
@@ -34,7 +35,9 @@ def create_run(config: SimulationConfig, source: RunSource) -> Run:
 
 
 def run_config(run: Run) -> SimulationConfig:
-    return SimulationConfig(**run.config)
+    """The run's options as recorded (JSON: its faults as plain objects)."""
+    faults = tuple(Fault(**fault) for fault in run.config.get("faults", ()))
+    return SimulationConfig(**{**run.config, "faults": faults})
 
 
 class RunRecorder:

@@ -22,7 +22,9 @@ Server connections are capped per database (connections.py).
 
 import hashlib
 import itertools
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +32,7 @@ from typing import ClassVar
 
 from django.db import DatabaseError, OperationalError, ProgrammingError, connections, transaction
 
+from .breakers import CircuitOpen, breaker
 from .connections import LockNotAcquired, connection_scope, take_permit
 
 # Emails are locked by bucket (lock_bucket): at most this many locks per transaction.
@@ -73,6 +76,10 @@ class Backend:
 
     def __init__(self, alias: str) -> None:
         self.alias = alias
+        # Injected faults (engine/faults.py): extra time in each write transaction, and the
+        # error every use raises while the database is down.
+        self.delay = 0.0
+        self.down: str | None = None
 
     @property
     def connection(self):
@@ -91,9 +98,54 @@ class Backend:
     def check_location(self) -> None:
         """Raise OSError, saying what to do, when the database cannot be where settings put it."""
 
-    def write_transaction(self, lock_keys: Sequence[str] = ()):
-        """An atomic block in which no other writer holding any of `lock_keys` can run."""
+    def check_writable(self) -> None:
+        """Raise if the database cannot take writes, without waiting for another writer."""
+
+    @contextmanager
+    def write_transaction(self, lock_keys: Sequence[str] = ()) -> Iterator[None]:
+        """An atomic block in which no other writer holding any of `lock_keys` can run.
+
+        Refused at once while the database is down or its breaker is open; a failure of the
+        database itself is named after it and counted by its breaker (topology/breakers.py).
+        """
+        # The scope: an order's checks read the users and products databases, which may be on
+        # servers, and those reads take (and give back) their connection permits.
+        with connection_scope():
+            try:
+                self.admit()
+                with self._transaction(lock_keys):
+                    if self.delay:
+                        time.sleep(self.delay)
+                    yield
+            except OperationalError as error:
+                self.count_failure(error)
+                raise
+        breaker(self.alias).succeeded()
+
+    def _transaction(self, lock_keys: Sequence[str]):
+        """The vendor's own write transaction (see write_transaction)."""
         raise NotImplementedError
+
+    def admit(self) -> None:
+        """Raise while the database is down (an injected fault) or its breaker is open."""
+        breaker(self.alias).admit()
+        if self.down is not None:
+            raise OperationalError(self.down)
+
+    def name_in(self, error: OperationalError) -> bool:
+        """Name this database in `error`, unless a database already is (an order's
+        transaction on orders_db sees a failure of products_db go by); whether it named it."""
+        if isinstance(error, CircuitOpen) or getattr(error, "database", None):
+            return False
+        error.database = self.alias
+        if not str(error).startswith(f"{self.alias}: "):
+            error.args = (f"{self.alias}: {error}", *error.args[1:])
+        return True
+
+    def count_failure(self, error: OperationalError) -> None:
+        """Name the database in `error` and count it against the database's breaker, once."""
+        if self.name_in(error):
+            breaker(self.alias).failed(error)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -104,9 +156,27 @@ class Backend:
 
     @contextmanager
     def cursor(self, connection=None) -> Iterator:
-        """A cursor for one statement, counted against the database's connection cap;
-        `connection` is the thread's connection to this database, if the caller has it."""
-        connection = connection or self.connection
+        """A cursor for one statement; `connection` is the thread's connection to this
+        database, if the caller has it. Refused while the database is down; its errors are
+        named after it. The breaker watches write transactions only: a read an order makes of
+        the users database goes on while another process holds that database's write lock."""
+        try:
+            if self.down is not None:
+                raise OperationalError(self.down)
+            with self._cursor(connection or self.connection) as cursor:
+                yield cursor
+        except OperationalError as error:
+            self.name_in(error)
+            raise
+
+    def housekeeping_cursor(self):
+        """A cursor for the run's own bookkeeping (the counts that reconcile a run): not
+        refused by injected faults or an open breaker, which are about the records' traffic."""
+        return self._cursor(self.connection)
+
+    @contextmanager
+    def _cursor(self, connection) -> Iterator:
+        """Django's cursor, counted against the database's connection cap."""
         take_permit(connection)
         with connection.cursor() as cursor:
             yield cursor
@@ -146,6 +216,26 @@ class SQLiteBackend(Backend):
                 "or set DS_DATA_DIR to an existing directory."
             )
 
+    def check_writable(self) -> None:
+        """BEGIN IMMEDIATE with no busy wait: a read-only file or directory fails now. A write
+        lock another process holds is no fault of the file and is not waited for: waiting here
+        held up the start of every other database (measured: no product committed while
+        another process held users.db's lock for 20 s)."""
+        connection = self.connection
+        connection.ensure_connection()
+        dbapi = connection.connection
+        timeout = connection.settings_dict["OPTIONS"].get("timeout", 5)
+        with connection.wrap_database_errors:
+            dbapi.execute("PRAGMA busy_timeout = 0")
+            try:
+                dbapi.execute("BEGIN IMMEDIATE")
+                dbapi.execute("ROLLBACK")
+            except sqlite3.OperationalError as error:
+                if not self.transient(error):
+                    raise
+            finally:
+                dbapi.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+
     def writer_lock(self) -> threading.RLock:
         """The process's one lock on this database file. The engine's per-record workers hold
         it for a turn of several records (handing it over per record halved the rate); each
@@ -157,11 +247,10 @@ class SQLiteBackend(Backend):
         return lock
 
     @contextmanager
-    def write_transaction(self, lock_keys: Sequence[str] = ()) -> Iterator[None]:
-        # Every write of this process is serialised, whatever the keys. The scope: an order's
-        # checks read the users and products databases, which may be on servers.
+    def _transaction(self, lock_keys: Sequence[str]) -> Iterator[None]:
+        # Every write of this process is serialised, whatever the keys.
         connection = self.connection
-        with connection_scope(), self.writer_lock():
+        with self.writer_lock():
             # The caller's own transaction (the admin's views, or autocommit turned off).
             if connection.in_atomic_block or not connection.get_autocommit():
                 with transaction.atomic(using=self.alias):
@@ -232,9 +321,8 @@ class SQLiteBackend(Backend):
             dbapi.execute(f"RELEASE SAVEPOINT {name}")
 
     @contextmanager
-    def cursor(self, connection=None) -> Iterator:
+    def _cursor(self, connection) -> Iterator:
         """The sqlite3 cursor itself (`?` markers), inside Django's error translation."""
-        connection = connection or self.connection
         if connection.connection is None:
             if self.alias in self._open_transactions():
                 # A new connection would autocommit what the transaction was to hold.
@@ -261,19 +349,18 @@ class PostgreSQLBackend(Backend):
     TRANSIENT_SQLSTATES = frozenset({"40001", "40P01", "55P03"})
 
     @contextmanager
-    def write_transaction(self, lock_keys: Sequence[str] = ()) -> Iterator[None]:
-        with connection_scope():
-            take_permit(self.connection)
-            with transaction.atomic(using=self.alias):
-                if lock_keys:
-                    # unnest() yields the array in order: the locks are taken in sorted order.
-                    numbers = sorted({advisory_lock_number(key) for key in lock_keys})
-                    with self.connection.cursor() as cursor:
-                        cursor.execute(
-                            "SELECT pg_advisory_xact_lock(key) FROM unnest(%s::bigint[]) AS key",
-                            [numbers],
-                        )
-                yield
+    def _transaction(self, lock_keys: Sequence[str]) -> Iterator[None]:
+        take_permit(self.connection)
+        with transaction.atomic(using=self.alias):
+            if lock_keys:
+                # unnest() yields the array in order: the locks are taken in sorted order.
+                numbers = sorted({advisory_lock_number(key) for key in lock_keys})
+                with self.connection.cursor() as cursor:
+                    cursor.execute(
+                        "SELECT pg_advisory_xact_lock(key) FROM unnest(%s::bigint[]) AS key",
+                        [numbers],
+                    )
+            yield
 
     driver_modules = ("psycopg",)
 
@@ -288,18 +375,17 @@ class MySQLBackend(Backend):
     TRANSIENT_ERROR_CODES = frozenset({1205, 1213})
 
     @contextmanager
-    def write_transaction(self, lock_keys: Sequence[str] = ()) -> Iterator[None]:
-        with connection_scope():
-            take_permit(self.connection)
-            names = self._lock_names(lock_keys)
+    def _transaction(self, lock_keys: Sequence[str]) -> Iterator[None]:
+        take_permit(self.connection)
+        names = self._lock_names(lock_keys)
+        if names:
+            self._lock(names)
+        try:
+            with transaction.atomic(using=self.alias):
+                yield
+        finally:
             if names:
-                self._lock(names)
-            try:
-                with transaction.atomic(using=self.alias):
-                    yield
-            finally:
-                if names:
-                    self._unlock(names)
+                self._unlock(names)
 
     def _lock_names(self, keys: Sequence[str]) -> list[str]:
         # GET_LOCK names are server-wide: the database's name keeps two databases apart.
@@ -366,6 +452,8 @@ def is_transient(error: OperationalError) -> bool:
     transaction as a deadlock or serialization victim; a full disk or a broken file cannot.
     Asked of the vendor whose driver raised it: an order's transaction on SQLite may fail on a
     read of a server database."""
+    if isinstance(error, CircuitOpen):
+        return False  # the breaker decided: no retry
     if isinstance(error, LockNotAcquired):
         return True
     driver = type(error.__cause__).__module__.split(".")[0]

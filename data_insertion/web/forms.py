@@ -1,6 +1,7 @@
 from django import forms
 
 from ..engine import SimulationConfig
+from ..engine.faults import Fault, FaultSpecError, check_supported, parse_fault
 from ..management.options import MAX_BATCH_SIZE, MAX_RECORDS, MAX_SEED, MAX_THREADS
 
 
@@ -18,6 +19,19 @@ class StartRunForm(forms.Form):
         help_text="group commit; empty: one transaction per record",
     )
     fresh = forms.BooleanField(required=False, help_text="empty the three databases first")
+    faults = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 30}),
+        help_text="one a line, as insert_data --fault: users_db:lock:2s@1s",
+    )
+
+    def clean_faults(self) -> tuple[Fault, ...]:
+        try:
+            faults = tuple(parse_fault(line) for line in self.cleaned_data["faults"].split())
+            check_supported(list(faults))
+        except FaultSpecError as error:
+            raise forms.ValidationError(str(error)) from None
+        return faults
 
     def to_config(self) -> SimulationConfig:
         return SimulationConfig(**self.cleaned_data)

@@ -5,11 +5,14 @@ from datetime import datetime
 from typing import Any
 
 from ninja import ModelSchema, Schema
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from ..engine import SimulationConfig
+from ..engine.faults import check_supported, parse_fault
 from ..management.options import MAX_BATCH_SIZE, MAX_RECORDS, MAX_SEED, MAX_THREADS
 from ..models import Order, Product, User
+
+MAX_FAULTS = 20
 
 
 class RunOptions(Schema):
@@ -25,9 +28,22 @@ class RunOptions(Schema):
         None, ge=1, le=MAX_BATCH_SIZE, description="group commit: records per transaction"
     )
     fresh: bool = Field(False, description="empty the three databases first")
+    faults: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_FAULTS,
+        description="faults to inject, as insert_data --fault: ALIAS:KIND:DURATION[@START]",
+    )
+
+    @field_validator("faults")
+    @classmethod
+    def faults_can_be_injected(cls, specs: list[str]) -> list[str]:
+        check_supported([parse_fault(spec) for spec in specs])  # FaultSpecError is a ValueError
+        return specs
 
     def to_config(self) -> SimulationConfig:
-        return SimulationConfig(**self.model_dump())
+        options = self.model_dump()
+        options["faults"] = tuple(parse_fault(spec) for spec in self.faults)
+        return SimulationConfig(**options)
 
 
 class ModelProgressOut(Schema):

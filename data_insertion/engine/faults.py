@@ -1,0 +1,158 @@
+"""Faults injected into single databases while a run goes on (--fault ALIAS:KIND:DURATION@START).
+
+  ALIAS:lock:DURATION@START   another connection holds the database's write lock
+  ALIAS:latency:DURATION      every write transaction on it takes DURATION longer, all run long
+  ALIAS:down:DURATION@START   the database cannot be reached
+
+Times are seconds from the run's start ("500ms", "3s", "1.5s", "2m"). A fault thread (the
+engine's) applies each timed fault at its start and removes it at its end, and every fault is
+removed when the run ends, however it ends. How each vendor is faulted: topology/faults.py.
+"""
+
+import math
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+from ..topology import MODEL_DATABASES, backend
+from ..topology import faults as vendor_faults
+from .workers import start_thread
+
+KINDS = ("lock", "latency", "down")
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m)$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0}
+MAX_SECONDS = 3600.0
+
+
+class FaultSpecError(ValueError):
+    """A --fault value that cannot be carried out; the message names the problem."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    spec: str
+    alias: str
+    kind: str
+    duration: float
+    start: float = 0.0
+
+    @property
+    def end(self) -> float:
+        return math.inf if self.kind == "latency" else self.start + self.duration
+
+    def models(self) -> tuple[str, ...]:
+        """The models whose records the fault reaches: the database's own, and, when it is
+        down, orders too, whose checks read the users and products databases (a lock or a
+        slow write leaves those reads alone)."""
+        own = tuple(model for model, alias in MODEL_DATABASES.items() if alias == self.alias)
+        read_by_orders = self.alias in (MODEL_DATABASES["user"], MODEL_DATABASES["product"])
+        return own + (("order",) if self.kind == "down" and read_by_orders else ())
+
+    def describe(self) -> str:
+        if self.kind == "latency":
+            return f"{self.alias} latency +{_seconds(self.duration)} per write transaction"
+        what = "write lock held by another connection" if self.kind == "lock" else "down"
+        return (
+            f"{self.alias} {what} for {_seconds(self.duration)} from "
+            f"{_seconds(self.start)} ({_seconds(self.start)}-{_seconds(self.end)})"
+        )
+
+
+def parse_duration(text: str) -> float:
+    found = _DURATION.match(text.strip())
+    if not found:
+        raise FaultSpecError(f"{text!r} is not a duration like 500ms, 3s or 1.5m")
+    seconds = float(found.group(1)) * _UNITS[found.group(2)]
+    if seconds > MAX_SECONDS:
+        raise FaultSpecError(f"{text} is longer than an hour")
+    return seconds
+
+
+def parse_fault(text: str) -> Fault:
+    """ALIAS:KIND:DURATION[@START] -> Fault, or FaultSpecError naming what is wrong."""
+    parts = text.split(":")
+    if len(parts) != 3:
+        raise FaultSpecError(f"{text!r} is not ALIAS:KIND:DURATION[@START]")
+    alias, kind, timing = (part.strip() for part in parts)
+    if alias not in MODEL_DATABASES.values():
+        known = ", ".join(MODEL_DATABASES.values())
+        raise FaultSpecError(f"{text!r}: no database {alias!r} (one of {known})")
+    if kind not in KINDS:
+        raise FaultSpecError(f"{text!r}: no fault {kind!r} (one of {', '.join(KINDS)})")
+    duration_text, _, start_text = timing.partition("@")
+    if kind == "latency" and start_text:
+        raise FaultSpecError(f"{text!r}: latency lasts the whole run; it takes no @START")
+    duration = parse_duration(duration_text)
+    start = parse_duration(start_text) if start_text else 0.0
+    if duration <= 0:
+        raise FaultSpecError(f"{text!r}: the duration must be more than 0")
+    return Fault(spec=text, alias=alias, kind=kind, duration=duration, start=start)
+
+
+def check_supported(faults: list[Fault]) -> None:
+    """Refuse, before anything runs, a fault the database's vendor cannot take."""
+    for fault in faults:
+        database = backend(fault.alias)
+        if not vendor_faults.supports(database, fault.kind):
+            raise FaultSpecError(
+                f"{fault.spec}: {fault.kind} cannot be injected into {fault.alias} on "
+                f"{database.vendor} (see data_insertion/topology/faults.py)"
+            )
+
+
+@contextmanager
+def injected(
+    faults: tuple[Fault, ...], run_started: float, errors: dict[str, str]
+) -> Iterator[None]:
+    """The faults applied at their times while the block runs; all removed when it ends.
+    A fault that could not be applied is in `errors` (spec -> reason), for the summary."""
+    if not faults:
+        yield
+        return
+    ended = threading.Event()
+    threads = []
+    try:
+        for fault in faults:
+            if fault.kind == "latency":
+                backend(fault.alias).delay = fault.duration
+            else:
+                threads.append(
+                    start_thread(
+                        lambda fault=fault: _carry_out(fault, run_started, ended, errors),
+                        name=f"fault-{fault.alias}-{fault.kind}",
+                    )
+                )
+        yield
+    finally:
+        ended.set()
+        for thread in threads:
+            thread.join()
+        for fault in faults:
+            if fault.kind == "latency":
+                backend(fault.alias).delay = 0.0
+
+
+def _carry_out(
+    fault: Fault, run_started: float, ended: threading.Event, errors: dict[str, str]
+) -> None:
+    """Wait for the fault's start, hold it until its end or the run's, then remove it."""
+    if ended.wait(max(0.0, run_started + fault.start - time.perf_counter())):
+        return
+    database = backend(fault.alias)
+    try:
+        with ExitStack() as applied:
+            if fault.kind == "lock":
+                applied.enter_context(vendor_faults.write_lock_held_elsewhere(database))
+            else:
+                applied.callback(vendor_faults.restore, database)
+                vendor_faults.cut_off(database)
+            ended.wait(max(0.0, run_started + fault.end - time.perf_counter()))
+    except Exception as error:  # the run goes on; the summary says the fault did not happen
+        errors[fault.spec] = " ".join(f"{type(error).__name__}: {error}".split())
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:g} s"
