@@ -3,6 +3,7 @@ create_api_token commands; the progress sampler's snapshots."""
 
 import io
 import json
+import sys
 import threading
 
 import pytest
@@ -10,8 +11,10 @@ from django.core.management import CommandError, call_command
 from pypdf import PdfReader
 
 from data_insertion.engine import SimulationConfig
+from data_insertion.engine.launcher import start_background_process
 from data_insertion.engine.progress import ProgressSampler
 from data_insertion.models import Order, Product, User
+from data_insertion.runs import recording
 from data_insertion.runs.comparison import compare_summaries, parse_share
 from data_insertion.runs.models import ApiToken, Run, RunSnapshot, RunSource, RunStatus
 from data_insertion.runs.recording import RunRecorder, create_run, record_run, summary_of
@@ -181,3 +184,36 @@ def test_the_environment_token_is_valid_too(monkeypatch):
     monkeypatch.setenv("DS_API_TOKEN", "from-the-environment")
     assert is_valid_token("from-the-environment")
     assert not is_valid_token(create_token("other") + "!")
+
+
+def test_a_background_process_reports_its_exit_and_error_output():
+    exits = []
+    start_background_process(
+        [sys.executable, "-c", "import sys; sys.stderr.write('no database'); sys.exit(3)"],
+        on_exit=lambda returncode, stderr: exits.append((returncode, stderr)),
+        name="test-process",
+    )
+    for thread in threading.enumerate():
+        if thread.name == "test-process-waiter":
+            thread.join()
+    assert exits == [(3, "no database")]
+
+
+def test_a_run_whose_process_died_unrecorded_is_marked_failed_with_its_error():
+    run = create_run(SimulationConfig(), RunSource.API)
+    recording._process_exited(run.pk, 1, "Traceback ...\nImportError: no module\n")
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert run.error.endswith("ImportError: no module")
+    finished = create_run(SimulationConfig(), RunSource.API)
+    Run.objects.filter(pk=finished.pk).update(status=RunStatus.COMPLETED)
+    recording._process_exited(finished.pk, 1, "late noise")
+    assert Run.objects.get(pk=finished.pk).status == RunStatus.COMPLETED
+
+
+def test_execute_run_carries_out_a_queued_run_as_the_background_process_does():
+    run = create_run(SimulationConfig(records=80, seed=4, threads=2), RunSource.DASHBOARD)
+    run_command("execute_run", str(run.pk))
+    run.refresh_from_db()
+    assert run.status == RunStatus.COMPLETED
+    assert run.summary["summary"]["user"]["inserted"] == User.objects.count()
