@@ -113,6 +113,8 @@ def commit_records(records: Sequence[PreparedRecord]) -> list[InsertionResult]:
         lock_keys = _lock_keys([records[i].instance for i in valid])
         for attempts in range(1, MAX_ATTEMPTS + 1):
             outcome: dict[int, tuple[Status, dict[str, list[str]]]] = {}
+            for i in valid:  # an attempt rolled back leaves keys no row holds any more
+                _unsaved(records[i].instance)
             try:
                 with database.write_transaction(lock_keys):
                     if check is not None:
@@ -175,6 +177,11 @@ def save_checked(instance: Model) -> dict[str, list[str]]:
     return errors
 
 
+def _unsaved(instance: Model) -> None:
+    instance.pk = None
+    instance._state.adding = True
+
+
 def _lock_keys(instances: list[Model]) -> list[str]:
     """The keys a write must hold so that no other writer can insert the same one meanwhile:
     a user's normalized email."""
@@ -194,7 +201,8 @@ def _check_unique_emails(records: list[PreparedRecord]) -> dict[int, dict[str, l
     seen = set()
     for i, (record, key) in enumerate(zip(records, keys, strict=True)):
         holders = owners.get(key)
-        if key in seen or (holders and holders != {record.instance.pk}):
+        own = None if record.instance._state.adding else record.instance.pk
+        if key in seen or (holders and holders != {own}):
             duplicates[i] = {"email": [DUPLICATE_EMAIL]}
         seen.add(key)
     return duplicates

@@ -123,7 +123,9 @@ class FaultSummary:
     start_seconds: float
     end_seconds: float | None
     touched: dict[str, dict[str, int]] = field(default_factory=dict)
-    # why it could not be injected, if it could not
+    # when it really held (UTC), or why it could not be injected
+    applied_at: str | None = None
+    removed_at: str | None = None
     error: str | None = None
 
     @property

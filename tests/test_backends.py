@@ -1,6 +1,9 @@
 """Write transactions on SQLite run on the DB-API connection: they must still be all or nothing,
 nest inside a caller's transaction, and raise Django's exceptions (several cases from a review)."""
 
+import threading
+import time
+
 import pytest
 from django.db import DatabaseError, IntegrityError, OperationalError, connections, transaction
 
@@ -137,3 +140,36 @@ def test_with_autocommit_turned_off_the_write_joins_the_callers_transaction():
         transaction.set_autocommit(True, using=ALIAS)
     assert result.status == Status.INSERTED
     assert names() == []
+
+
+def test_a_callers_own_transaction_and_a_workers_turn_do_not_wait_for_each_other():
+    """A caller inside its own atomic() (the admin's views) holds the file's write lock; an
+    engine worker holding its turn (the process's lock) waits for the file's. The caller must
+    not then wait for the process's lock: each would wait for the other."""
+    from data_insertion.services import insert_user
+
+    verdicts = {}
+    in_outer = threading.Event()
+
+    def caller_with_own_transaction():
+        with transaction.atomic(using="users_db"):  # BEGIN IMMEDIATE: the file's write lock
+            in_outer.set()
+            time.sleep(0.3)  # the worker takes its turn meanwhile and waits for the file
+            verdicts["outer"] = insert_user(name="Outer", email="outer@example.com")
+        connections.close_all()
+
+    def worker_in_its_turn():
+        in_outer.wait()
+        with backend("users_db").writer_lock():
+            verdicts["worker"] = insert_user(name="Worker", email="worker@example.com")
+        connections.close_all()
+
+    threads = [
+        threading.Thread(target=f) for f in (caller_with_own_transaction, worker_in_its_turn)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert verdicts["outer"].status == verdicts["worker"].status == Status.INSERTED
+    assert verdicts["worker"].attempts == 1  # it waited for the caller's commit, then went in

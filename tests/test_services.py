@@ -176,3 +176,27 @@ def test_an_error_that_outlasts_the_retries_is_failed_with_its_text(monkeypatch)
     assert result.attempts == services.MAX_ATTEMPTS
     assert result.errors == {"database": ["products_db: database is locked"]}
     assert Product.objects.count() == 0
+
+
+def test_a_retry_after_a_rolled_back_insert_still_sees_another_writers_email(monkeypatch):
+    """The first attempt inserts, then its transaction is lost and rolled back, so the record
+    holds an id no row has; meanwhile another writer commits the same email and SQLite hands
+    it that very id. The retry must not take that row for the record's own."""
+    real_insert_rows = services.insert_rows
+    attempts = []
+
+    def insert_then_lose_the_transaction(instances, alias):
+        real_insert_rows(instances, alias)
+        attempts.append(instances[0].pk)
+        if len(attempts) == 1:
+            raise OperationalError("database is locked")  # transient: rolled back, retried
+
+    def another_writer_meanwhile(attempt):
+        User.objects.create(name="Other", email="a@x.com", email_normalized="a@x.com")
+
+    monkeypatch.setattr(services, "insert_rows", insert_then_lose_the_transaction)
+    monkeypatch.setattr(services, "_sleep_before_retry", another_writer_meanwhile)
+    result = insert_user(name="A", email="A@x.com")
+    assert result.status == Status.REJECTED
+    assert result.errors == {"email": [DUPLICATE_EMAIL]}
+    assert list(User.objects.values_list("name", flat=True)) == ["Other"]

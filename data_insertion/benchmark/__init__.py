@@ -31,6 +31,7 @@ from django.db import connections
 
 from ..datasets import Dataset
 from ..engine import SimulationConfig, run_simulation
+from ..engine.faults import Fault
 from ..housekeeping import count_rows, migrate_databases
 from ..topology import MODEL_DATABASES
 from . import baselines
@@ -72,18 +73,23 @@ def compare_modes(
     records: int,
     batch_size: int,
     seed: int = 1,
+    faults: tuple[Fault, ...] = (),
     on_result: Callable[[ModeResult], None] | None = None,
 ) -> BenchmarkReport:
-    """Modes a-d on the same workload, each on fresh temporary databases."""
+    """Modes a-d on the same workload, each on fresh temporary databases; `faults` are
+    injected into the engine's modes (a, b), the raw baselines having no such hook."""
     vendor = databases_vendor()
     report = BenchmarkReport(threads=threads, records=records, batch_size=batch_size, vendor=vendor)
     dataset = Dataset(records=records, tag=BENCHMARK_TAG, seed=seed, invalid_ratio=0.0)
     per_record_name, bulk_name = baselines.names(vendor)
     modes = {
-        "a": ("engine, one transaction per record", lambda: _engine(threads, records, seed, None)),
+        "a": (
+            "engine, one transaction per record",
+            lambda: _engine(threads, records, seed, None, faults),
+        ),
         "b": (
             f"engine, group commit (batch {batch_size})",
-            lambda: _engine(threads, records, seed, batch_size),
+            lambda: _engine(threads, records, seed, batch_size, faults),
         ),
         "c": (per_record_name, lambda: baselines.per_record(vendor, dataset, threads)),
         "d": (bulk_name, lambda: baselines.bulk(vendor, dataset)),
@@ -101,6 +107,7 @@ def measure_scaling(
     record_counts: tuple[int, ...],
     batch_size: int | None,
     seed: int = 1,
+    faults: tuple[Fault, ...] = (),
     on_result: Callable[[ModeResult], None] | None = None,
 ) -> list[ModeResult]:
     """The engine at each thread count x records per model, on fresh temporary databases."""
@@ -109,7 +116,7 @@ def measure_scaling(
         for record_count in record_counts:
             result = _measure(
                 f"{thread_count:,} threads x {record_count:,} records",
-                lambda t=thread_count, r=record_count: _engine(t, r, seed, batch_size),
+                lambda t=thread_count, r=record_count: _engine(t, r, seed, batch_size, faults),
             )
             results.append(result)
             if on_result:
@@ -126,10 +133,17 @@ def _measure(name: str, run: Callable[[], int]) -> ModeResult:
     return ModeResult(name, rows, seconds, peak_rss_mb=peak[0] / 2**20, failed=failed)
 
 
-def _engine(threads: int, records: int, seed: int, batch_size: int | None) -> int:
+def _engine(
+    threads: int, records: int, seed: int, batch_size: int | None, faults: tuple[Fault, ...]
+) -> int:
     summary = run_simulation(
         SimulationConfig(
-            threads=threads, records=records, seed=seed, invalid_ratio=0.0, batch_size=batch_size
+            threads=threads,
+            records=records,
+            seed=seed,
+            invalid_ratio=0.0,
+            batch_size=batch_size,
+            faults=faults,
         )
     )
     return summary.failed

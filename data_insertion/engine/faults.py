@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from ..topology import MODEL_DATABASES, backend
 from ..topology import faults as vendor_faults
@@ -103,29 +104,38 @@ def check_supported(faults: list[Fault]) -> None:
             )
 
 
+@dataclass
+class FaultRecord:
+    """When a fault really held (UTC, to the microsecond, as rows' created_at are), or why
+    it could not be injected."""
+
+    applied_at: str | None = None
+    removed_at: str | None = None
+    error: str | None = None
+
+
 @contextmanager
-def injected(
-    faults: tuple[Fault, ...], run_started: float, errors: dict[str, str]
-) -> Iterator[None]:
+def injected(faults: tuple[Fault, ...], run_started: float) -> Iterator[dict[str, FaultRecord]]:
     """The faults applied at their times while the block runs; all removed when it ends.
-    A fault that could not be applied is in `errors` (spec -> reason), for the summary."""
-    if not faults:
-        yield
-        return
+    Yields, by spec, when each one held, filled in as it happens."""
+    records = {fault.spec: FaultRecord() for fault in faults}
     ended = threading.Event()
     threads = []
     try:
         for fault in faults:
             if fault.kind == "latency":
                 backend(fault.alias).delay = fault.duration
+                records[fault.spec].applied_at = _now()
             else:
                 threads.append(
                     start_thread(
-                        lambda fault=fault: _carry_out(fault, run_started, ended, errors),
+                        lambda fault=fault: _carry_out(
+                            fault, run_started, ended, records[fault.spec]
+                        ),
                         name=f"fault-{fault.alias}-{fault.kind}",
                     )
                 )
-        yield
+        yield records
     finally:
         ended.set()
         for thread in threads:
@@ -133,10 +143,11 @@ def injected(
         for fault in faults:
             if fault.kind == "latency":
                 backend(fault.alias).delay = 0.0
+                records[fault.spec].removed_at = _now()
 
 
 def _carry_out(
-    fault: Fault, run_started: float, ended: threading.Event, errors: dict[str, str]
+    fault: Fault, run_started: float, ended: threading.Event, record: FaultRecord
 ) -> None:
     """Wait for the fault's start, hold it until its end or the run's, then remove it."""
     if ended.wait(max(0.0, run_started + fault.start - time.perf_counter())):
@@ -149,9 +160,15 @@ def _carry_out(
             else:
                 applied.callback(vendor_faults.restore, database)
                 vendor_faults.cut_off(database)
+            record.applied_at = _now()
             ended.wait(max(0.0, run_started + fault.end - time.perf_counter()))
+        record.removed_at = _now()
     except Exception as error:  # the run goes on; the summary says the fault did not happen
-        errors[fault.spec] = " ".join(f"{type(error).__name__}: {error}".split())
+        record.error = " ".join(f"{type(error).__name__}: {error}".split())
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 def _seconds(value: float) -> str:

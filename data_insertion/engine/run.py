@@ -38,7 +38,7 @@ from ..topology import MODEL_DATABASES
 from ..topology.breakers import reset_breakers
 from .committers import GroupCommits, PerRecordCommits, commit_strategy
 from .config import WHOLE_RUN, SimulationConfig, Slice
-from .faults import injected
+from .faults import FaultRecord, injected
 from .progress import ProgressCallback, sampling_progress
 from .workers import run_workers, split
 
@@ -122,11 +122,10 @@ def run_simulation(
 
     strategy = commit_strategy(config, tally.results_counter(also=report))
     accounts, orders = PHASES
-    fault_errors: dict[str, str] = {}
     # The main thread holds no connection while the workers run: a fault may cut them all.
     connections.close_all()
     with (
-        injected(config.faults, plan.run_started, fault_errors),
+        injected(config.faults, plan.run_started) as fault_records,
         sampling_progress(tally, plan.run_started, on_progress),
     ):
         run_phase(plan, accounts, WHOLE_RUN, strategy, stop)
@@ -139,7 +138,7 @@ def run_simulation(
         rows_before,
         interrupted=stop.is_set(),
         output_error=output_errors[0] if output_errors else None,
-        fault_errors=fault_errors,
+        fault_records=fault_records,
     )
 
 
@@ -190,11 +189,11 @@ def summarise(
     rows_before: dict[str, int],
     interrupted: bool,
     output_error: str | None = None,
-    fault_errors: dict[str, str] | None = None,
+    fault_records: dict[str, FaultRecord] | None = None,
 ) -> RunSummary:
     """The summary of a run from the tally of all its slices and the databases as they are."""
     dataset = plan.dataset
-    fault_errors = fault_errors or {}
+    fault_records = fault_records or {}
     faults = [
         FaultSummary(
             spec=fault.spec,
@@ -208,7 +207,7 @@ def summarise(
                 for model, model_tally in tally.models.items()
                 if model_tally.fault_touched[index]
             },
-            error=fault_errors.get(fault.spec),
+            **asdict(fault_records.get(fault.spec, FaultRecord())),
         )
         for index, fault in enumerate(tally.faults)
     ]

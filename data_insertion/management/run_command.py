@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
 from ..console import summary_lines
 from ..engine import SimulationError
@@ -53,7 +53,8 @@ class RunCommand(OneLineErrorCommand):
         if STANDARD_OUTPUT in (options["json"], options["details"]):
             if options["json"] == options["details"]:
                 raise CommandError("--json - and --details - cannot both take standard output")
-            self.stdout = self.stderr
+            # A plain wrapper: Django's stderr one would style every line as an error.
+            self.stdout = OutputWrapper(self.stderr._out)
         summary = self.run(options, details_path, machine_output)
         if options["json"]:
             payload = json.dumps(summary.to_dict(), indent=2, ensure_ascii=False)

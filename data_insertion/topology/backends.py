@@ -248,16 +248,18 @@ class SQLiteBackend(Backend):
 
     @contextmanager
     def _transaction(self, lock_keys: Sequence[str]) -> Iterator[None]:
-        # Every write of this process is serialised, whatever the keys.
         connection = self.connection
-        with self.writer_lock():
-            # The caller's own transaction (the admin's views, or autocommit turned off).
-            if connection.in_atomic_block or not connection.get_autocommit():
-                with transaction.atomic(using=self.alias):
-                    yield
-            else:
-                with self._dbapi_transaction(connection):
-                    yield
+        if connection.in_atomic_block or not connection.get_autocommit():
+            # The caller's own transaction (the admin's views, or autocommit turned off): its
+            # BEGIN IMMEDIATE holds the file's write lock already. Waiting for the process's
+            # lock now would take the two in the opposite order to a worker's turn, which
+            # holds the process's lock and waits for the file's: neither would move.
+            with transaction.atomic(using=self.alias):
+                yield
+            return
+        # Every write of this process is serialised, whatever the keys.
+        with self.writer_lock(), self._dbapi_transaction(connection):
+            yield
 
     def _open_transactions(self) -> set[str]:
         if not hasattr(self._open, "aliases"):

@@ -7,9 +7,11 @@ from data_insertion.benchmark import (
     databases_vendor,
     measure_scaling,
 )
+from data_insertion.engine.faults import FaultSpecError, check_supported
 from data_insertion.management.options import (
     MAX_RECORDS,
     add_batch_size_option,
+    add_fault_option,
     add_records_option,
     add_seed_option,
     add_threads_option,
@@ -44,6 +46,7 @@ class Command(OneLineErrorCommand):
             help="group commit batch size for mode b and the scaling table (default 500)",
         )
         add_seed_option(parser, default=1, help="the seed of the generated records (default 1)")
+        add_fault_option(parser)
         parser.add_argument(
             "--scaling-threads",
             type=counts,
@@ -66,10 +69,14 @@ class Command(OneLineErrorCommand):
         )
 
     def handle(self, *args, **options) -> None:
+        faults = tuple(options["fault"])
         try:
             vendor = databases_vendor()
+            check_supported(faults)
         except UnsupportedDatabases as error:
             raise CommandError(str(error)) from None
+        except FaultSpecError as error:
+            raise CommandError(f"--fault {error}") from None
         if options["quick"]:
             options.update(
                 records=5_000, scaling_threads=(10, 100), scaling_records=(1_000, 10_000)
@@ -79,12 +86,18 @@ class Command(OneLineErrorCommand):
             f"per model (users, products, orders), seed {options['seed']}, no invalid records, "
             f"on {vendor}. Peak RSS is the whole process's."
         )
+        if faults:
+            self.stdout.write(
+                "Faults injected into every engine run (mode a, mode b and the scaling table; "
+                f"the raw baselines run without them): {', '.join(f.describe() for f in faults)}."
+            )
         self.stdout.write(ROW.format("", "mode", "rows", "seconds", "rows/s", "peak RSS"))
         report = compare_modes(
             threads=options["threads"],
             records=options["records"],
             batch_size=options["batch_size"],
             seed=options["seed"],
+            faults=faults,
             on_result=self._print_result,
         )
         self.stdout.write(
@@ -110,6 +123,7 @@ class Command(OneLineErrorCommand):
                 record_counts=options["scaling_records"],
                 batch_size=options["batch_size"],
                 seed=options["seed"],
+                faults=faults,
                 on_result=self._print_result,
             )
         failed = sum(result.failed for result in results)
