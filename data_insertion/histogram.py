@@ -41,6 +41,20 @@ class LatencyHistogram:
         self.minimum = min(self.minimum, other.minimum)
         self.maximum = max(self.maximum, other.maximum)
 
+    def since(self, earlier: "LatencyHistogram") -> "LatencyHistogram":
+        """The latencies recorded after `earlier`, a copy of this histogram taken before. The
+        interval's own minimum is unknown: its percentiles are bounded by the overall maximum."""
+        interval = LatencyHistogram()
+        for index, count in self.buckets.items():
+            added = count - earlier.buckets.get(index, 0)
+            if added:
+                interval.buckets[index] = added
+        interval.count = self.count - earlier.count
+        interval.total = self.total - earlier.total
+        interval.minimum = 0.0
+        interval.maximum = self.maximum
+        return interval
+
     @property
     def mean(self) -> float:
         return self.total / self.count if self.count else 0.0

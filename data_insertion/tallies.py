@@ -131,6 +131,14 @@ class ModelTally:
                         )
                     )
 
+    def progress(self) -> tuple[dict[str, int], LatencyHistogram]:
+        """The counts so far and a copy of the latency histogram, read together under the lock
+        (the progress sampler's view of a run that goes on)."""
+        histogram = LatencyHistogram()
+        with self._lock:
+            histogram.merge(self.histogram)
+            return dict(self.counts), histogram
+
     @property
     def attempted(self) -> int:
         return sum(self.counts.values())

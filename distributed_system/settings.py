@@ -1,4 +1,4 @@
-"""Settings for distributed_system: four databases, one router, no web front end but the admin.
+"""Settings for distributed_system: four databases, one router, the admin, the dashboard, the API.
 
 Everything a deployment changes comes from the environment; the defaults suit a developer's machine.
 """
@@ -77,7 +77,11 @@ INSTALLED_APPS = [
     # runserver leaves static files to WhiteNoise, so they are served as in production.
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    # the API's interactive docs page, from its own static files (no CDN)
+    "ninja",
     "data_insertion",
+    "data_insertion.runs",
+    "data_insertion.web",
 ]
 
 MIDDLEWARE = [
@@ -148,6 +152,16 @@ TIME_ZONE = "UTC"
 # run's time went there).
 USE_I18N = False
 USE_TZ = True
+
+# Runs started from the dashboard or the API: "process" runs each in a background process
+# (manage.py execute_run), "thread" in a thread of the server's process (the tests, whose
+# databases only that process knows).
+RUN_EXECUTOR = os.environ.get("DS_RUN_EXECUTOR", "process")
+if RUN_EXECUTOR not in {"process", "thread"}:
+    raise ImproperlyConfigured(f"DS_RUN_EXECUTOR={RUN_EXECUTOR!r} is not process or thread")
+
+# The dashboard is for staff accounts, who sign in on the admin's login page.
+LOGIN_URL = "admin:login"
 
 STATIC_URL = "static/"
 # Filled by `collectstatic` (setup.sh, setup.bat). Django's plain storage: the manifest storage's

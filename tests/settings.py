@@ -28,3 +28,9 @@ STATIC_ROOT = DATA_DIR / "staticfiles"
 STATIC_ROOT.mkdir()
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# Runs started through the API or the dashboard run in a thread of the test process: a
+# background process would not know these temporary databases.
+RUN_EXECUTOR = "thread"
+# The dashboard's own static files straight from the app folders, with no collectstatic.
+WHITENOISE_USE_FINDERS = True

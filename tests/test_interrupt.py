@@ -7,8 +7,9 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from data_insertion.engine import SimulationConfig, run_simulation
-from data_insertion.management import run_command
 from data_insertion.models import Order, Product, User
+from data_insertion.runs import recording
+from data_insertion.runs.models import Run, RunStatus
 from tests.conftest import all_databases
 
 pytestmark = all_databases
@@ -39,16 +40,18 @@ def test_a_stopped_run_counts_only_what_was_done_and_still_reconciles(batch_size
 
 
 def test_the_command_exits_130_after_printing_the_summary(monkeypatch):
-    real_run_simulation = run_command.run_simulation
+    # The command runs the engine through the run's recorder.
+    real_run_simulation = recording.run_simulation
 
-    def interrupted_at_once(config, on_result, stop):
+    def interrupted_at_once(config, on_result, stop, on_progress):
         stop.set()  # as the Ctrl-C handler does
-        return real_run_simulation(config, on_result=on_result, stop=stop)
+        return real_run_simulation(config, on_result=on_result, stop=stop, on_progress=on_progress)
 
-    monkeypatch.setattr(run_command, "run_simulation", interrupted_at_once)
+    monkeypatch.setattr(recording, "run_simulation", interrupted_at_once)
     out = io.StringIO()
     with pytest.raises(CommandError) as error:
         call_command("insert_data", records=1000, seed=1, verbosity=0, stdout=out)
     assert error.value.returncode == 130
     assert "Interrupted" in out.getvalue()
     assert "rows reconcile" in out.getvalue()
+    assert Run.objects.get().status == RunStatus.INTERRUPTED

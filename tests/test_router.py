@@ -4,13 +4,22 @@ from django.contrib.sessions.models import Session
 from django.db import router
 
 from data_insertion.models import Order, Product, User
+from data_insertion.runs.models import ApiToken, Run, RunSnapshot
 
 ALIASES = ["default", "users_db", "products_db", "orders_db"]
 
 
 @pytest.mark.parametrize(
     "model, alias",
-    [(User, "users_db"), (Product, "products_db"), (Order, "orders_db"), (Group, "default")],
+    [
+        (User, "users_db"),
+        (Product, "products_db"),
+        (Order, "orders_db"),
+        (Group, "default"),
+        (Run, "default"),
+        (RunSnapshot, "default"),
+        (ApiToken, "default"),
+    ],
 )
 def test_each_model_reads_and_writes_its_own_database(model, alias):
     assert router.db_for_read(model) == alias
@@ -27,6 +36,9 @@ def test_each_model_reads_and_writes_its_own_database(model, alias):
         ("contenttypes", "contenttype", "default"),
         ("sessions", "session", "default"),
         ("admin", "logentry", "default"),
+        ("runs", "run", "default"),
+        ("runs", "runsnapshot", "default"),
+        ("runs", "apitoken", "default"),
     ],
 )
 def test_each_table_migrates_into_its_home_database_only(app_label, model_name, home):

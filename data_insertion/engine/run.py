@@ -39,6 +39,7 @@ from ..topology.breakers import reset_breakers
 from .committers import GroupCommits, PerRecordCommits, commit_strategy
 from .config import WHOLE_RUN, SimulationConfig, Slice
 from .faults import FaultRecord, injected
+from .progress import ProgressCallback, sampling_progress
 from .workers import run_workers, split
 
 ResultCallback = Callable[[InsertionResult], None]
@@ -93,8 +94,10 @@ def run_simulation(
     config: SimulationConfig,
     on_result: ResultCallback | None = None,
     stop: threading.Event | None = None,
+    on_progress: ProgressCallback | None = None,
 ) -> RunSummary:
-    """Run the simulation; `on_result` sees every verdict as it comes (from worker threads).
+    """Run the simulation; `on_result` sees every verdict as it comes (from worker threads),
+    `on_progress` a snapshot of the counts and rates once a second (from a thread of its own).
 
     Setting `stop` (Ctrl-C) makes workers take no new record; records already taken are
     committed or rolled back, and the summary counts what was done and says it was interrupted.
@@ -121,7 +124,10 @@ def run_simulation(
     accounts, orders = PHASES
     # The main thread holds no connection while the workers run: a fault may cut them all.
     connections.close_all()
-    with injected(config.faults, plan.run_started) as fault_records:
+    with (
+        injected(config.faults, plan.run_started) as fault_records,
+        sampling_progress(tally, plan.run_started, on_progress),
+    ):
         run_phase(plan, accounts, WHOLE_RUN, strategy, stop)
         references = find_references(tally)
         connections.close_all()

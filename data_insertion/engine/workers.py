@@ -11,9 +11,10 @@ class SimulationError(Exception):
     """The run could not be carried out (not a record's fault); the message says why."""
 
 
-def start_thread(target: Callable[[], None], name: str) -> threading.Thread:
-    """A helper thread of the engine (a group-commit writer) that closes its connections."""
-    thread = threading.Thread(target=_closing_connections(target), name=name)
+def start_thread(target: Callable[[], None], name: str, daemon: bool = False) -> threading.Thread:
+    """A helper thread of the engine (a group-commit writer) that closes its connections; a
+    daemon one does not keep the process alive when everything else has ended."""
+    thread = threading.Thread(target=_closing_connections(target), name=name, daemon=daemon)
     thread.start()
     return thread
 

@@ -13,9 +13,11 @@ from contextlib import contextmanager
 from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
 from ..console import summary_lines
-from ..engine import SimulationError, run_simulation
+from ..engine import SimulationError
 from ..engine.faults import FaultSpecError, check_supported
 from ..housekeeping import DatabaseUnavailable, migrate_databases
+from ..runs.models import RunSource
+from ..runs.recording import record_run
 from ..summary import INTERRUPTED_EXIT_CODE, RunSummary
 from .options import STANDARD_OUTPUT, add_run_options, check_output_path, run_config
 from .output import RECORD_LINES_AT_VERBOSITY_1, RunOutput, write_atomically
@@ -68,7 +70,8 @@ class RunCommand(OneLineErrorCommand):
         self.finish(summary, options)
 
     def run(self, options: dict, details_path, machine_output) -> RunSummary:
-        """Migrate, run the engine and report each verdict as it comes; print the summary."""
+        """Migrate, run the engine (recorded, so the dashboard and the API see it) and report
+        each verdict as it comes; print the summary."""
         config = run_config(options)
         try:
             check_supported(config.faults)
@@ -88,7 +91,7 @@ class RunCommand(OneLineErrorCommand):
         )
         with output, stop_on_interrupt(stop, self.stderr):
             try:
-                summary = run_simulation(config, on_result=output, stop=stop)
+                summary = record_run(config, source=RunSource.COMMAND, on_result=output, stop=stop)
             except SimulationError as error:
                 raise CommandError(str(error)) from None
         summary.output_error = output.error or summary.output_error

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class WebConfig(AppConfig):
+    name = "data_insertion.web"
+    label = "web"
+    verbose_name = "Dashboard and API"

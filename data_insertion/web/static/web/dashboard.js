@@ -1,0 +1,100 @@
+// A run's page: charts of throughput and latency percentiles per model, drawn with uPlot from
+// the snapshots in the page, then fed live by the run's server-sent events until it ends.
+(function () {
+  "use strict";
+  const root = document.getElementById("run");
+  if (!root) return;
+  const MODELS = ["user", "product", "order"];
+  const COLORS = { user: "#1f77b4", product: "#e8710a", order: "#2ca02c" };
+  const PERCENTILES = [["p50_ms", "p50", "#7fb3e0"], ["p95_ms", "p95", "#e8710a"], ["p99_ms", "p99", "#b3261e"]];
+
+  const seconds = [];
+  const rates = Object.fromEntries(MODELS.map((m) => [m, []]));
+  const latencies = Object.fromEntries(
+    MODELS.map((m) => [m, Object.fromEntries(PERCENTILES.map(([key]) => [key, []]))])
+  );
+
+  function add(snapshot) {
+    seconds.push(snapshot.elapsed_seconds);
+    const byModel = Object.fromEntries(snapshot.models.map((m) => [m.model, m]));
+    for (const model of MODELS) {
+      const progress = byModel[model];
+      rates[model].push(progress ? progress.rows_per_second : null);
+      // An interval in which the model finished no record has no latency: a gap, not a 0.
+      const idle = !progress || (progress.p50_ms === 0 && progress.p99_ms === 0);
+      for (const [key] of PERCENTILES) latencies[model][key].push(idle ? null : progress[key]);
+      const row = progress && document.querySelector(`tr[data-model="${model}"]`);
+      if (row) {
+        row.querySelector(".committed").textContent = progress.committed.toLocaleString("en");
+        row.querySelector(".rejected").textContent = progress.rejected.toLocaleString("en");
+        row.querySelector(".failed").textContent = progress.failed.toLocaleString("en");
+      }
+    }
+  }
+
+  function width(element) {
+    return Math.max(320, element.clientWidth - 10);
+  }
+
+  function chart(element, title, unit, series, data, logarithmic) {
+    return new uPlot(
+      {
+        title: title,
+        width: width(element),
+        height: 240,
+        series: [{ label: "s" }, ...series],
+        axes: [{ label: "seconds since start" }, { label: unit, size: 60 }],
+        // Latency percentiles span decades (p50 0.1 ms, p99 30 ms): a log scale shows both.
+        scales: { x: { time: false }, y: logarithmic ? { distr: 3 } : {} },
+      },
+      data,
+      element
+    );
+  }
+
+  JSON.parse(document.getElementById("snapshots").textContent).forEach(add);
+
+  const throughputElement = document.getElementById("throughput-chart");
+  const throughput = chart(
+    throughputElement,
+    "Rows committed per second",
+    "rows/s",
+    MODELS.map((m) => ({ label: m, stroke: COLORS[m], width: 2 })),
+    [seconds, ...MODELS.map((m) => rates[m])],
+    false
+  );
+  const latencyCharts = MODELS.map((model) => {
+    const element = document.getElementById(`latency-${model}`);
+    return chart(
+      element,
+      `${model}: latency in each interval`,
+      "ms (log)",
+      PERCENTILES.map(([, label, color]) => ({ label: label, stroke: color, width: 1.5 })),
+      [seconds, ...PERCENTILES.map(([key]) => latencies[model][key])],
+      true
+    );
+  });
+
+  function redraw() {
+    throughput.setData([seconds, ...MODELS.map((m) => rates[m])]);
+    MODELS.forEach((model, index) =>
+      latencyCharts[index].setData([seconds, ...PERCENTILES.map(([key]) => latencies[model][key])])
+    );
+    document.getElementById("snapshot-count").textContent = seconds.length;
+  }
+
+  if (root.dataset.finished === "true") return;
+  const events = new EventSource(root.dataset.eventsUrl);
+  const status = document.getElementById("run-status");
+  events.addEventListener("snapshot", (event) => {
+    add(JSON.parse(event.data));
+    redraw();
+    status.textContent = "running";
+    status.className = "status running";
+  });
+  events.addEventListener("end", () => {
+    events.close();
+    // The finished run's page has its summary: outcomes, verdict, reasons, reports.
+    window.location.reload();
+  });
+})();

@@ -1,0 +1,154 @@
+"""The dashboard's views through Django's test client: staff only, CSRF on its forms, the run
+list, a run's page, starting and stopping runs, comparisons, downloads."""
+
+import html
+import io
+import json
+import threading
+
+import pytest
+from django.contrib.auth.models import User as Account
+from django.core.management import call_command
+from django.test import Client
+from django.utils.html import escape
+
+from data_insertion.runs.models import Run, RunSource, RunStatus
+from tests.conftest import all_databases
+
+pytestmark = all_databases
+
+
+@pytest.fixture
+def staff() -> Client:
+    account = Account.objects.create_user("staff", password="a-long-password", is_staff=True)
+    client = Client()
+    client.force_login(account)
+    return client
+
+
+def recorded_run(**options) -> Run:
+    call_command("insert_data", verbosity=0, stdout=io.StringIO(), **options)
+    return Run.objects.order_by("-pk").first()
+
+
+def join_run_thread(run_id: int) -> Run:
+    for thread in threading.enumerate():
+        if thread.name == f"run-{run_id}":
+            thread.join()
+    return Run.objects.get(pk=run_id)
+
+
+@pytest.mark.parametrize("path", ["/", "/runs/1/", "/compare/?baseline=1&candidate=1"])
+def test_pages_send_anonymous_and_non_staff_visitors_to_the_login(path):
+    assert Client().get(path)["Location"].startswith("/admin/login/")
+    account = Account.objects.create_user("visitor", password="a-long-password")
+    client = Client()
+    client.force_login(account)
+    assert client.get(path)["Location"].startswith("/admin/login/")
+
+
+def test_the_run_list_shows_runs_newest_first_with_their_figures(staff):
+    first = recorded_run()
+    second = recorded_run(records=40, seed=2, threads=2)
+    page = staff.get("/").content.decode()
+    assert page.index(f'href="/runs/{second.pk}/"') < page.index(f'href="/runs/{first.pk}/"')
+    assert "PASS" in page and "completed" in page
+    assert 'name="csrfmiddlewaretoken"' in page
+
+
+def test_a_finished_runs_page_has_its_summary_charts_data_and_downloads(staff):
+    run = recorded_run(records=60, seed=1, threads=2)
+    page = staff.get(f"/runs/{run.pk}/").content.decode()
+    assert escape(run.verdict) in page
+    assert f"/runs/{run.pk}/report.pdf" in page and "uPlot.iife.min.js" in page
+    assert 'data-finished="true"' in page
+    snapshots = page.split('<script id="snapshots" type="application/json">')[1]
+    assert json.loads(snapshots.split("</script>")[0])[-1]["models"][0]["model"] == "user"
+    assert staff.get(f"/runs/{run.pk}/report.pdf").content.startswith(b"%PDF")
+    assert staff.get(f"/runs/{run.pk}/summary.json").json()["run_id"] == run.engine_run_id
+
+
+def test_the_start_form_starts_a_run_outside_the_request(staff):
+    response = staff.post("/runs/start", {"threads": 2, "records": 50, "invalid_ratio": 0.1})
+    run = Run.objects.get()
+    assert response["Location"] == f"/runs/{run.pk}/"
+    assert run.source == RunSource.DASHBOARD
+    assert join_run_thread(run.pk).status == RunStatus.COMPLETED
+
+
+def test_bad_options_in_the_form_name_the_field_and_start_nothing(staff):
+    response = staff.post("/runs/start", {"threads": 0, "records": 50, "invalid_ratio": 2})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Ensure this value is greater than or equal to 1." in page
+    assert "Ensure this value is less than or equal to 1." in page
+    assert not Run.objects.exists()
+
+
+def test_a_fault_from_the_form_is_shown_on_the_runs_page(staff):
+    response = staff.post(
+        "/runs/start",
+        {"threads": 2, "records": 50, "invalid_ratio": 0.1, "faults": "orders_db:latency:1ms"},
+    )
+    run = join_run_thread(Run.objects.get().pk)
+    assert response["Location"] == f"/runs/{run.pk}/"
+    page = staff.get(f"/runs/{run.pk}/").content.decode()
+    assert 'id="faults"' in page and "orders_db latency +" in page
+
+
+def test_a_bad_fault_in_the_form_is_named(staff):
+    response = staff.post(
+        "/runs/start", {"threads": 2, "records": 50, "invalid_ratio": 0.1, "faults": "x:y:z"}
+    )
+    assert response.status_code == 400
+    assert "'x:y:z': no database 'x'" in html.unescape(response.content.decode())
+    assert not Run.objects.exists()
+
+
+def test_the_forms_need_a_csrf_token():
+    account = Account.objects.create_user("staff", password="a-long-password", is_staff=True)
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(account)
+    assert client.post("/runs/start", {"threads": 1, "records": 1}).status_code == 403
+    run = Run.objects.create(source=RunSource.API, config={"threads": 1, "records": 1})
+    assert client.post(f"/runs/{run.pk}/stop").status_code == 403
+    assert not Run.objects.get(pk=run.pk).stop_requested
+
+
+def test_the_stop_button_asks_the_run_to_stop(staff):
+    run = Run.objects.create(source=RunSource.API, config={"threads": 1, "records": 1})
+    assert "Stop this run" in staff.get(f"/runs/{run.pk}/").content.decode()
+    staff.post(f"/runs/{run.pk}/stop")
+    assert Run.objects.get(pk=run.pk).stop_requested
+    assert "Stopping" in staff.get(f"/runs/{run.pk}/").content.decode()
+
+
+def test_compare_shows_both_runs_and_highlights_regressions(staff):
+    baseline = recorded_run(records=60, seed=1, threads=2)
+    slower = dict(baseline.summary)
+    slower["summary"] = {
+        model: {**data, "rows_per_second": data["rows_per_second"] / 2}
+        for model, data in baseline.summary["summary"].items()
+    }
+    candidate = Run.objects.create(
+        source=RunSource.COMMAND,
+        config=baseline.config,
+        status=RunStatus.COMPLETED,
+        summary=slower,
+    )
+    page = staff.get(
+        f"/compare/?baseline={baseline.pk}&candidate={candidate.pk}&max_regression=10"
+    ).content.decode()
+    assert "3 regressions of 12 metrics" in page
+    assert page.count('class="regression"') == 3
+    assert "-50.0%" in page
+    assert f"compare_runs {baseline.pk} {candidate.pk} --max-regression 10%" in page
+
+
+def test_pages_show_no_secret(staff, monkeypatch):
+    monkeypatch.setenv("DS_API_TOKEN", "do-not-show-me")
+    run = recorded_run()
+    for path in ("/", f"/runs/{run.pk}/", f"/runs/{run.pk}/summary.json"):
+        content = staff.get(path).content.decode()
+        assert "do-not-show-me" not in content
+        assert "django-insecure" not in content
