@@ -104,6 +104,9 @@ def fault_lines(summary: RunSummary) -> list[str]:
         if fault.error:
             lines.append(f"  {fault.description}: NOT INJECTED ({fault.error})")
             continue
+        if fault.not_reached:
+            lines.append(f"  {fault.description}: not reached (the run ended first)")
+            continue
         by_model = "; ".join(
             f"{model}: "
             + ", ".join(f"{count:,} {status}" for status, count in sorted(outcomes.items()))

@@ -150,6 +150,11 @@ class FaultSummary:
     error: str | None = None
 
     @property
+    def not_reached(self) -> bool:
+        """The run ended before the fault's start: it never held."""
+        return self.applied_at is None and self.error is None
+
+    @property
     def touched_total(self) -> int:
         return sum(sum(outcomes.values()) for outcomes in self.touched.values())
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from data_insertion.topology.breakers import CircuitBreaker, CircuitOpen
+from tests.conftest import all_databases
 from tests.processes import manage
 from tests.servers import Deployment, server
 
@@ -131,6 +132,7 @@ def test_a_database_down_fails_only_the_records_that_need_it_naming_it(tmp_path)
         ("users_db:lock:soon", "is not a duration like 500ms"),
         ("users_db:latency:5ms@1s", "latency lasts the whole run"),
         ("users_db:down:90m", "longer than an hour"),
+        ("users_db:down:1s@", "is not a duration like 500ms"),
     ],
 )
 def test_a_bad_fault_spec_is_one_line_and_nothing_runs(tmp_path, spec, problem):
@@ -243,10 +245,12 @@ def test_postgresql_down_cuts_its_connections_and_every_record_still_gets_a_verd
             if reason["status"] == "failed":
                 assert reason["message"].startswith("products_db: "), reason
     every_record_judged_and_reconciled(document, 3000)
-    # The database takes connections again afterwards.
+    # The database takes connections again afterwards, from other processes too.
     assert on.execute("SELECT datallowconn FROM pg_database WHERE datname = %s", (name,)) == [
         (True,)
     ]
+    after = deployment.manage("insert_data", "--records", "300", "-v", "0")
+    assert after.returncode == 0, after.stderr
 
 
 def test_the_benchmark_injects_faults_into_the_engines_runs(tmp_path):
@@ -258,3 +262,48 @@ def test_the_benchmark_injects_faults_into_the_engines_runs(tmp_path):
     assert "Faults injected into every engine run" in result.stdout
     assert "users_db latency +1 ms per write transaction" in result.stdout
     assert "a/c = " in result.stdout
+
+
+@all_databases
+def test_a_probe_that_fails_on_another_database_gives_its_turn_back():
+    """orders_db's breaker lets one order through as its probe; the order fails on its read of
+    products_db. That says nothing of orders_db: the next order is the probe, and it closes
+    the breaker (before, the breaker stayed half-open and failed every later order)."""
+    from django.db import OperationalError
+
+    from data_insertion.topology import backend
+    from data_insertion.topology.breakers import breaker
+
+    orders = backend("orders_db")
+    orders_breaker = breaker("orders_db")
+    for _ in range(orders_breaker.threshold):
+        orders_breaker.failed(Exception("orders_db: database is locked"))
+    orders_breaker.opened_at -= orders_breaker.cool_down  # the cool-down is over
+    products_failure = OperationalError("products_db: unable to open database file")
+    products_failure.database = "products_db"
+    with pytest.raises(OperationalError), orders.write_transaction():
+        raise products_failure
+    assert orders_breaker.state == orders_breaker.HALF_OPEN
+    with orders.write_transaction():
+        pass  # the next probe goes through
+    assert orders_breaker.state == orders_breaker.CLOSED
+
+
+def test_two_faults_of_one_kind_on_one_database_at_once_are_refused(tmp_path):
+    result = manage(
+        tmp_path, "insert_data",
+        "--fault", "products_db:down:3s@100ms", "--fault", "products_db:down:500ms@1s",
+    )  # fmt: skip
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "overlaps" in lines[0], result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_fault_the_run_never_reached_says_so(tmp_path):
+    result, document = run_json(tmp_path, "--fault", "users_db:down:2s@30s")
+    assert result.returncode == 0, result.stderr
+    assert "users_db down for 2 s from 30 s (30 s-32 s): not reached (the run ended first)" in (
+        result.stdout
+    )
+    assert document["faults"][0]["applied_at"] is None

@@ -13,12 +13,12 @@ import math
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..topology import MODEL_DATABASES, backend
+from ..topology import MODEL_DATABASES, Backend, backend
 from ..topology import faults as vendor_faults
 from .workers import start_thread
 
@@ -83,18 +83,28 @@ def parse_fault(text: str) -> Fault:
         raise FaultSpecError(f"{text!r}: no database {alias!r} (one of {known})")
     if kind not in KINDS:
         raise FaultSpecError(f"{text!r}: no fault {kind!r} (one of {', '.join(KINDS)})")
-    duration_text, _, start_text = timing.partition("@")
-    if kind == "latency" and start_text:
+    duration_text, at, start_text = timing.partition("@")
+    if kind == "latency" and at:
         raise FaultSpecError(f"{text!r}: latency lasts the whole run; it takes no @START")
     duration = parse_duration(duration_text)
-    start = parse_duration(start_text) if start_text else 0.0
+    start = parse_duration(start_text) if at else 0.0
     if duration <= 0:
         raise FaultSpecError(f"{text!r}: the duration must be more than 0")
     return Fault(spec=text, alias=alias, kind=kind, duration=duration, start=start)
 
 
-def check_supported(faults: list[Fault]) -> None:
-    """Refuse, before anything runs, a fault the database's vendor cannot take."""
+def check_supported(faults: Sequence[Fault]) -> None:
+    """Refuse, before anything runs, a fault the database's vendor cannot take, and two faults
+    of one kind on one database at once (the first to end would undo the other)."""
+    for number, fault in enumerate(faults):
+        for other in faults[:number]:
+            if (fault.alias, fault.kind) == (other.alias, other.kind) and (
+                fault.start < other.end and other.start < fault.end
+            ):
+                raise FaultSpecError(
+                    f"{fault.spec} overlaps {other.spec}: one {fault.kind} at a time on "
+                    f"{fault.alias}"
+                )
     for fault in faults:
         database = backend(fault.alias)
         if not vendor_faults.supports(database, fault.kind):
@@ -146,6 +156,26 @@ def injected(faults: tuple[Fault, ...], run_started: float) -> Iterator[dict[str
                 records[fault.spec].removed_at = _now()
 
 
+# Outages in place, so that a process that must exit at once (a second Ctrl-C) ends them first:
+# a PostgreSQL database left refusing connections would refuse every later run.
+_outages: set[Backend] = set()
+_outages_lock = threading.Lock()
+
+
+def end_outages() -> None:
+    """Make every database this process cut off reachable again, now."""
+    for database in list(_outages):
+        _end_outage(database)
+
+
+def _end_outage(database: Backend) -> None:
+    with _outages_lock:
+        if database not in _outages:
+            return  # ended already (the run's end and a second Ctrl-C can meet)
+        _outages.discard(database)
+    vendor_faults.restore(database)
+
+
 def _carry_out(
     fault: Fault, run_started: float, ended: threading.Event, record: FaultRecord
 ) -> None:
@@ -158,7 +188,9 @@ def _carry_out(
             if fault.kind == "lock":
                 applied.enter_context(vendor_faults.write_lock_held_elsewhere(database))
             else:
-                applied.callback(vendor_faults.restore, database)
+                applied.callback(_end_outage, database)
+                with _outages_lock:
+                    _outages.add(database)
                 vendor_faults.cut_off(database)
             record.applied_at = _now()
             ended.wait(max(0.0, run_started + fault.end - time.perf_counter()))

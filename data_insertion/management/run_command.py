@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, OutputWrapper
 
 from ..console import summary_lines
 from ..engine import SimulationError
-from ..engine.faults import FaultSpecError, check_supported
+from ..engine.faults import FaultSpecError, check_supported, end_outages
 from ..housekeeping import DatabaseUnavailable, migrate_databases
 from ..runs.models import RunSource
 from ..runs.recording import record_run
@@ -126,7 +126,9 @@ def stop_on_interrupt(stop: threading.Event, stderr) -> Iterator[None]:
         signal.signal(signal.SIGINT, abort)
 
     def abort(signum, frame) -> None:
-        # Uncommitted transactions die with the process: the databases roll them back.
+        # Uncommitted transactions die with the process: the databases roll them back. An
+        # injected outage does not: it ends first.
+        end_outages()
         stderr.write("\nAborted: transactions in flight were rolled back; nothing is summarised.")
         stderr.flush()
         os._exit(INTERRUPTED_EXIT_CODE)

@@ -203,7 +203,8 @@ def _shade_fault_windows(
 ) -> None:
     """A band behind the lines for each fault that held for part of the run, labelled with
     its database and kind: a reader sees one model's line drop while the others go on."""
-    for number, fault in enumerate(f for f in faults if f.end_seconds is not None and not f.error):
+    held = [f for f in faults if f.end_seconds is not None and f.applied_at is not None]
+    for number, fault in enumerate(held):
         start = min(fault.start_seconds, run_seconds)
         end = min(fault.end_seconds, run_seconds)
         if end <= start:

@@ -5,7 +5,7 @@ from reportlab.lib.units import mm
 from reportlab.platypus import Flowable
 
 from ..results import Status
-from ..summary import RunSummary
+from ..summary import FaultSummary, RunSummary
 from .formatting import format_count
 from .layout import FAILED_ROW, FRAME_WIDTH, Layout
 
@@ -43,7 +43,7 @@ def faults_section(summary: RunSummary, layout: Layout) -> list[Flowable]:
 
 
 def _faults_table(summary: RunSummary, layout: Layout):
-    header = ["Fault", "Window (s)", "Records in flight", "Inserted", "Rejected", "Failed"]
+    header = ["Fault", "Window (s)", "Models reached", "Inserted", "Rejected", "Failed"]
     rows, highlights = [], []
     for fault in summary.faults:
         end = "end" if fault.end_seconds is None else f"{fault.end_seconds:g}"
@@ -53,11 +53,7 @@ def _faults_table(summary: RunSummary, layout: Layout):
                 by_status[Status(status)] += count
         rows.append(
             [
-                layout.cell(
-                    fault.description
-                    if not fault.error
-                    else f"{fault.spec}: not injected ({fault.error})"
-                ),
+                layout.cell(_fault_label(fault)),
                 f"{fault.start_seconds:g}-{end}",
                 layout.cell(", ".join(fault.touched) or "none"),
                 *(format_count(by_status[status]) for status in Status),
@@ -67,6 +63,14 @@ def _faults_table(summary: RunSummary, layout: Layout):
             highlights.append(("BACKGROUND", (0, len(rows)), (-1, len(rows)), FAILED_ROW))
     widths = [FRAME_WIDTH - 118 * mm, 22 * mm, 30 * mm, 22 * mm, 22 * mm, 22 * mm]
     return layout.table(header, rows, widths, right_aligned_from=3, extra_style=highlights)
+
+
+def _fault_label(fault: FaultSummary) -> str:
+    if fault.error:
+        return f"{fault.spec}: not injected ({fault.error})"
+    if fault.not_reached:
+        return f"{fault.description}: not reached (the run ended first)"
+    return fault.description
 
 
 def _resilience_table(models, layout: Layout):

@@ -64,6 +64,13 @@ class CircuitBreaker:
             f"a row (last: {self.last_error})"
         )
 
+    def release_probe(self) -> None:
+        """The probe ended without a verdict on the database (it failed elsewhere): the next
+        caller goes through as the probe instead."""
+        if self.state == self.HALF_OPEN:
+            with self._lock:
+                self._probing = False
+
     def succeeded(self) -> None:
         if self.state == self.CLOSED and not self.failures:
             return  # the common case, without the lock

@@ -5,9 +5,10 @@ write lock, and an outage. engine/faults.py decides when; latency is the backend
   MODE in another session (inserts wait, reads go on); MariaDB: LOCK TABLES ... READ in
   another session (the same).
 - down: PostgreSQL: ALTER DATABASE ... ALLOW_CONNECTIONS false, then pg_terminate_backend on
-  every connection to it; afterwards connections are allowed again and the pool drops the dead
-  ones it holds. SQLite has no server to stop: every open and statement of the process on that
-  file fails ("unable to open database file") at the driver's door, the backend's. MariaDB's
+  every connection to it (this process's refused at once meanwhile); afterwards connections
+  are allowed again and a new pool replaces the one whose connections were ended. SQLite has no
+  server to stop: every open and statement of the process on that file fails ("unable to open
+  database file") at the driver's door, the backend's. MariaDB's
   outage needs a server administrator (it has no per-database connection switch): refused.
 """
 
@@ -73,10 +74,15 @@ def write_lock_held_elsewhere(database: Backend) -> Iterator[None]:
 
 
 def cut_off(database: Backend) -> None:
-    """The database becomes unreachable."""
+    """The database becomes unreachable: this process is refused at once (as a server that
+    no longer takes connections refuses them), and on PostgreSQL the server itself stops
+    taking connections and ends every one it has to the database, other clients' included."""
     if database.vendor == "sqlite":
         database.down = f"{database.alias}: unable to open database file (down: an injected fault)"
         return
+    database.down = (
+        f"{database.alias}: the database is not accepting connections (down: an injected fault)"
+    )
     name = connections.settings[database.alias]["NAME"]
     with database.connection._nodb_cursor() as cursor:
         quoted = database.connection.ops.quote_name(name)
@@ -90,13 +96,13 @@ def cut_off(database: Backend) -> None:
 
 def restore(database: Backend) -> None:
     """The database is reachable again."""
-    if database.vendor == "sqlite":
-        database.down = None
-        return
-    name = connections.settings[database.alias]["NAME"]
-    with database.connection._nodb_cursor() as cursor:
-        quoted = database.connection.ops.quote_name(name)
-        cursor.execute(f"ALTER DATABASE {quoted} ALLOW_CONNECTIONS true")
-    pool = getattr(database.connection, "pool", None)
-    if pool is not None:
-        pool.check()  # the idle connections the outage killed are replaced
+    if database.vendor != "sqlite":
+        name = connections.settings[database.alias]["NAME"]
+        with database.connection._nodb_cursor() as cursor:
+            quoted = database.connection.ops.quote_name(name)
+            cursor.execute(f"ALTER DATABASE {quoted} ALLOW_CONNECTIONS true")
+        if getattr(database.connection, "pool", None) is not None:
+            # Every pooled connection was ended, and a pool that failed to reconnect waits
+            # ever longer (1, 2, 4 ... s) before it tries again: start a new one at once.
+            database.connection.close_pool()
+    database.down = None

@@ -11,7 +11,7 @@ from typing import ClassVar
 from django.db import OperationalError, connections, transaction
 
 from ..breakers import CircuitOpen, breaker
-from ..connections import connection_scope, take_permit
+from ..connections import ConnectionsBusy, connection_scope, take_permit
 
 # Emails are locked by bucket (lock_bucket): at most this many locks per transaction.
 LOCK_BUCKETS = 1024
@@ -85,26 +85,25 @@ class Backend:
         # The scope: an order's checks read the users and products databases, which may be on
         # servers, and those reads take (and give back) their connection permits.
         with connection_scope():
+            breaker(self.alias).admit()
             try:
-                self.admit()
+                if self.down is not None:
+                    raise OperationalError(self.down)
                 with self._transaction(lock_keys):
                     if self.delay:
                         time.sleep(self.delay)
                     yield
-            except OperationalError as error:
-                self.count_failure(error)
+            except BaseException as error:
+                # Whatever else ended it (another database's failure, a bug, Ctrl-C) says
+                # nothing of this one: a probe let through gives its turn back.
+                if not (isinstance(error, OperationalError) and self.count_failure(error)):
+                    breaker(self.alias).release_probe()
                 raise
         breaker(self.alias).succeeded()
 
     def _transaction(self, lock_keys: Sequence[str]):
         """The vendor's own write transaction (see write_transaction)."""
         raise NotImplementedError
-
-    def admit(self) -> None:
-        """Raise while the database is down (an injected fault) or its breaker is open."""
-        breaker(self.alias).admit()
-        if self.down is not None:
-            raise OperationalError(self.down)
 
     def name_in(self, error: OperationalError) -> bool:
         """Name this database in `error`, unless a database already is (an order's
@@ -116,10 +115,14 @@ class Backend:
             error.args = (f"{self.alias}: {error}", *error.args[1:])
         return True
 
-    def count_failure(self, error: OperationalError) -> None:
-        """Name the database in `error` and count it against the database's breaker, once."""
-        if self.name_in(error):
-            breaker(self.alias).failed(error)
+    def count_failure(self, error: OperationalError) -> bool:
+        """Name the database in `error` and count it against the database's breaker, once;
+        whether it counted. Waiting for one of this process's own connections (ConnectionsBusy)
+        is no failure of the database."""
+        if not self.name_in(error) or isinstance(error, ConnectionsBusy):
+            return False
+        breaker(self.alias).failed(error)
+        return True
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

@@ -5,6 +5,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from django.db import OperationalError, transaction
+from psycopg_pool import PoolClosed
 
 from ..connections import take_permit
 from .base import Backend, advisory_lock_number
@@ -29,8 +30,14 @@ class PostgreSQLBackend(Backend):
                     )
             yield
 
-    driver_modules = ("psycopg",)
+    # psycopg_pool's errors (PoolClosed, PoolTimeout) come from a module of their own.
+    driver_modules = ("psycopg", "psycopg_pool")
 
     @classmethod
     def transient(cls, error: OperationalError) -> bool:
-        return getattr(error.__cause__, "sqlstate", None) in cls.TRANSIENT_SQLSTATES
+        cause = error.__cause__
+        # A pool closed under the transaction (a new one replaced it after an outage): the
+        # next attempt takes a connection from the pool now in place.
+        if isinstance(cause, PoolClosed):
+            return True
+        return getattr(cause, "sqlstate", None) in cls.TRANSIENT_SQLSTATES
