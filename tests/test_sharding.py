@@ -202,3 +202,16 @@ def test_the_benchmark_refuses_a_shard_count_out_of_range(tmp_path):
     result = manage(tmp_path, "benchmark", "--shards", "1,65")
     assert result.returncode == 2
     assert "--shards" in result.stderr
+
+
+def test_a_fault_names_one_shard_of_a_sharded_model(tmp_path):
+    shards = {"DS_SHARDS": "2"}
+    run = manage(
+        tmp_path, "insert_data", "--records", "200", "--fault", "users_db_1:latency:1ms",
+        "--json", "-", env=shards,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "users_db_1 latency +1 ms per write transaction" in run.stderr + run.stdout
+    refused = manage(tmp_path, "insert_data", "--fault", "users_db:lock:1s", env=shards)
+    assert refused.returncode != 0
+    assert "no database 'users_db' (one of users_db_0, users_db_1," in refused.stderr
