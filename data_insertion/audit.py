@@ -32,9 +32,10 @@ from django.db.models.functions import Cast
 from .models import Order, Product, User, normalize_email
 from .persistence import LOOKUP_CHUNK, existing_ids, ids_by_alias
 from .results import reasons_text
-from .services import UNKNOWN_PRODUCT, UNKNOWN_USER, field_errors
+from .services import UNKNOWN_PRODUCT, UNKNOWN_USER
 from .topology import shardmap
 from .topology.shards import logical_shard_of_email, logical_shard_of_id
+from .validation import field_errors
 
 PAGE_SIZE = 2000
 # Looking for repeated email hashes holds at most about this many in a set at a time.

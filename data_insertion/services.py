@@ -19,10 +19,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import DatabaseError, OperationalError
 from django.db.models import Model
 
@@ -31,6 +29,7 @@ from .persistence import assign_ids, existing_ids, existing_rows, insert_rows
 from .results import InsertionResult, Status
 from .topology import backend, database_for, database_for_model, is_transient, shardmap
 from .topology.breakers import CircuitOpen
+from .validation import as_integer_input, as_price, as_text, field_errors
 
 DUPLICATE_EMAIL = "A user with this email already exists."
 UNKNOWN_USER = "No user with this id exists in the users database."
@@ -75,23 +74,23 @@ def insert_order(*, user_id: Any, product_id: Any, quantity: Any) -> InsertionRe
 
 def prepare_user(*, name: Any, email: Any) -> PreparedRecord:
     started = time.perf_counter()
-    user = User(name=_as_text(name), email=_as_text(email))
+    user = User(name=as_text(name), email=as_text(email))
     # full_clean() also runs User.clean(), which sets email_normalized.
     return PreparedRecord(user, field_errors(user), started, threading.current_thread().name)
 
 
 def prepare_product(*, name: Any, price: Any) -> PreparedRecord:
     started = time.perf_counter()
-    product = Product(name=_as_text(name), price=_as_price(price))
+    product = Product(name=as_text(name), price=as_price(price))
     return PreparedRecord(product, field_errors(product), started, threading.current_thread().name)
 
 
 def prepare_order(*, user_id: Any, product_id: Any, quantity: Any) -> PreparedRecord:
     started = time.perf_counter()
     order = Order(
-        user_id=_as_integer_input(user_id),
-        product_id=_as_integer_input(product_id),
-        quantity=_as_integer_input(quantity),
+        user_id=as_integer_input(user_id),
+        product_id=as_integer_input(product_id),
+        quantity=as_integer_input(quantity),
     )
     return PreparedRecord(order, field_errors(order), started, threading.current_thread().name)
 
@@ -388,50 +387,3 @@ def _sleep_before_retry(attempt: int) -> None:
 
 def _error_text(error: Exception) -> str:
     return str(error) or type(error).__name__
-
-
-def field_errors(instance: Model) -> dict[str, list[str]]:
-    try:
-        instance.full_clean(
-            exclude=derived_fields(type(instance)),
-            validate_unique=False,  # uniqueness needs other rows: checked in the transaction
-            validate_constraints=False,
-        )
-    except ValidationError as error:
-        return error.message_dict
-    return {}
-
-
-DERIVED_FIELDS: dict[type[Model], list[str]] = {}
-
-
-def derived_fields(model: type[Model]) -> list[str]:
-    """Fields the model computes itself (like ModelForm, validation leaves them out)."""
-    if model not in DERIVED_FIELDS:
-        DERIVED_FIELDS[model] = [f.name for f in model._meta.fields if not f.editable]
-    return DERIVED_FIELDS[model]
-
-
-def _as_text(value: Any) -> str:
-    """Text as a form would take it: surrounding whitespace trimmed, None as empty."""
-    if value is None:
-        return ""
-    return str(value).strip()
-
-
-def _as_price(value: Any) -> Any:
-    # A float carries binary noise (0.1 + 0.2): take its shortest text form instead.
-    if isinstance(value, float):
-        return repr(value)
-    return _as_text(value) if isinstance(value, str) else value
-
-
-def _as_integer_input(value: Any) -> Any:
-    """Leave conversion to the field, except values int() would silently truncate."""
-    if (
-        isinstance(value, bool)
-        or (isinstance(value, float) and not value.is_integer())
-        or (isinstance(value, Decimal) and not (value.is_finite() and value == value.to_integral()))
-    ):
-        return str(value)  # the field rejects "True", "1.5" and "Infinity" as not an integer
-    return _as_text(value) if isinstance(value, str) else value

@@ -1,6 +1,6 @@
 """The one place that knows the databases: which model lives in which alias (placement.py),
 how each alias is configured (databases.py), what each vendor does for a write transaction,
-its uniqueness locks and its transient errors (backends.py), and the cap on connections to
+its uniqueness locks and its transient errors (backends/), and the cap on connections to
 each server (connections.py). The router, the persistence layer and the engine ask it.
 """
 
