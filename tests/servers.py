@@ -130,6 +130,8 @@ class Deployment:
 
     data_dir: Path
     databases: dict[str, tuple[Server, str]] = field(default_factory=dict)
+    # a sharded model's databases, in the order of its URL list (users_db_0, users_db_1, ...)
+    shards: dict[str, tuple[Server, list[str]]] = field(default_factory=dict)
     extra_environment: dict[str, str] = field(default_factory=dict)
 
     def place(self, alias: str, on: Server) -> str:
@@ -137,6 +139,14 @@ class Deployment:
         name = on.create_database(alias.removesuffix("_db"))
         self.databases[alias] = (on, name)
         return name
+
+    def place_shards(self, alias: str, on: Server, count: int) -> list[str]:
+        """Put `alias`'s shards on `count` new databases of `on`, listed in its URL variable
+        (DS_SHARDS, or the model's own variable, says how many of them are used at first)."""
+        base = alias.removesuffix("_db")
+        names = [on.create_database(f"{base}_{index}") for index in range(count)]
+        self.shards[alias] = (on, names)
+        return names
 
     def environment(self) -> dict[str, str]:
         environment = {
@@ -151,6 +161,8 @@ class Deployment:
         )
         for alias, (on, name) in self.databases.items():
             environment[URL_VARIABLES[alias]] = on.database_url(name)
+        for alias, (on, names) in self.shards.items():
+            environment[URL_VARIABLES[alias]] = ",".join(on.database_url(n) for n in names)
         environment.update(self.extra_environment)
         return environment
 
@@ -185,3 +197,11 @@ class Deployment:
     def rows(self, alias: str) -> int:
         on, name = self.databases[alias]
         return on.count(name, TABLES[alias])
+
+    def shard_ids(self, alias: str) -> list[list[int]]:
+        """The ids stored in each of `alias`'s shard databases, in the order of its URL list."""
+        on, names = self.shards[alias]
+        return [
+            [row_id for (row_id,) in on.execute(f"SELECT id FROM {TABLES[alias]}", database=name)]
+            for name in names
+        ]

@@ -1,5 +1,6 @@
 """The admin reads and writes each model in its own database, through the router."""
 
+import json
 from pathlib import Path
 
 import django.contrib.admin
@@ -10,6 +11,7 @@ from django.core.management import call_command
 from data_insertion.models import Order, Product, User
 from data_insertion.services import insert_user
 from tests.conftest import all_databases
+from tests.processes import manage
 
 pytestmark = all_databases
 
@@ -109,3 +111,59 @@ def test_with_debug_off_the_admin_is_styled_from_the_collected_static_files(clie
     login = client.get("/admin/login/")
     assert login.status_code == 200
     assert '<link rel="stylesheet" href="/static/admin/css/base.css">' in login.content.decode()
+
+
+SHARDED_ADMIN = """
+import json
+from django.contrib.auth import get_user_model
+from django.test import Client
+from data_insertion.housekeeping import migrate_databases
+from data_insertion.models import User
+from data_insertion.topology import shardmap
+migrate_databases()
+get_user_model().objects.create_superuser("admin", "admin@example.com", "pw-for-tests")
+client = Client(SERVER_NAME="localhost")
+client.login(username="admin", password="pw-for-tests")
+added = [
+    client.post("/admin/data_insertion/user/add/", {"name": f"N{n}", "email": f"{n}@x.org"})
+    .status_code
+    for n in range(12)
+]
+layout = shardmap.layout("user")
+stored = {alias: list(User.objects.using(alias).all()) for alias in layout.aliases}
+listing = client.get("/admin/data_insertion/user/").content.decode()
+search = client.get("/admin/data_insertion/user/?q=7@x").content.decode()
+user = stored["users_db_1"][0]
+change_url = f"/admin/data_insertion/user/{user.pk}/change/"
+change_page = client.get(change_url).content.decode()
+changed = client.post(change_url, {"name": "Renamed"}).status_code
+print(json.dumps({
+    "added": added,
+    "misplaced": [u.pk for alias, users in stored.items() for u in users
+                  if layout.alias_of_id(u.pk) != alias],
+    "per_database": {alias: len(users) for alias, users in stored.items()},
+    "list": listing,
+    "search": search,
+    "email_shown": user.email in change_page,
+    "email_editable": 'name="email"' in change_page,
+    "changed": changed,
+    "renamed": User.objects.using("users_db_1").get(pk=user.pk).name,
+    "total": sum(User.objects.using(alias).count() for alias in layout.aliases),
+}))
+"""
+
+
+@pytest.mark.django_db(databases=[])
+def test_a_sharded_models_list_gathers_every_database_and_saves_where_the_shard_maps(tmp_path):
+    """Users over two databases (a process of their own: settings read USERS_SHARDS at start)."""
+    result = manage(tmp_path, "shell", "--command", SHARDED_ADMIN, env={"USERS_SHARDS": "2"})
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["added"] == [302] * 12
+    assert seen["misplaced"] == [] and all(seen["per_database"].values())
+    assert "12 users across 2 databases" in seen["list"]
+    assert all(f"N{number}" in seen["list"] for number in range(12))
+    assert "N7" in seen["search"] and "N8" not in seen["search"]
+    # A row opens, and saves, in its own database; its email (its placement) is read-only.
+    assert seen["email_shown"] and not seen["email_editable"]
+    assert (seen["changed"], seen["renamed"], seen["total"]) == (302, "Renamed", 12)

@@ -20,6 +20,7 @@ from data_insertion.results import NO_NAME, Status
 from data_insertion.summary import (
     INSERTED_RECORDS_KEPT,
     PROBLEM_RECORDS_KEPT,
+    DatabaseRows,
     LatencySummary,
     ModelSummary,
     ReasonCount,
@@ -431,3 +432,21 @@ def test_a_large_run_stays_bounded():
 def test_invariant_mode_makes_the_pdf_repeatable(monkeypatch):
     monkeypatch.setattr(rl_config, "invariant", 1)
     assert render_pdf(run_summary()) == render_pdf(run_summary())
+
+
+def test_a_sharded_model_shows_rows_and_rate_per_database_and_its_skew():
+    summary = run_summary(inserted=900, rejected=0)
+    summary.models["user"].database_rows = [
+        DatabaseRows("users_db_0", 500, 200.0),
+        DatabaseRows("users_db_1", 400, 160.0),
+    ]
+    text = pdf_text(render_pdf(summary))
+    assert "Rows per database" in text
+    assert "user users_db_0 500 200 1.11" in text
+    assert "user users_db_1 400 160 0.89" in text
+    assert "user skew (largest / mean) 1.11" in text
+    assert "products_db" not in text.split("Rows per database")[1].split("Latency")[0]
+
+
+def test_a_run_with_every_model_in_one_database_has_no_rows_per_database_section():
+    assert "Rows per database" not in pdf_text(render_pdf(run_summary()))

@@ -182,3 +182,36 @@ def test_same_email_from_64_threads_commits_once_across_shards(tmp_path):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]).count("inserted") == 1
     assert sum(len(rows(tmp_path, "users", index)) for index in range(4)) == 1
+
+
+def test_the_benchmark_measures_each_shard_count_on_temporary_files(tmp_path):
+    result = manage(
+        tmp_path, "benchmark", "--shards", "1,2,4", "--records", "300", "--threads", "4"
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    for shards in (1, 2, 4):
+        for mode in ("one transaction per record", "group commit"):
+            [line] = [line for line in lines if f"{shards} per model, {mode}" in line]
+            assert line.split()[-5] == "900"  # every row of 300 per model committed
+    assert "a/c = " not in result.stdout  # the shard axis alone
+    assert list(tmp_path.iterdir()) == []  # nothing left in the data directory
+
+
+def test_the_benchmark_refuses_a_shard_count_out_of_range(tmp_path):
+    result = manage(tmp_path, "benchmark", "--shards", "1,65")
+    assert result.returncode == 2
+    assert "--shards" in result.stderr
+
+
+def test_a_fault_names_one_shard_of_a_sharded_model(tmp_path):
+    shards = {"DS_SHARDS": "2"}
+    run = manage(
+        tmp_path, "insert_data", "--records", "200", "--fault", "users_db_1:latency:1ms",
+        "--json", "-", env=shards,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "users_db_1 latency +1 ms per write transaction" in run.stderr + run.stdout
+    refused = manage(tmp_path, "insert_data", "--fault", "users_db:lock:1s", env=shards)
+    assert refused.returncode != 0
+    assert "no database 'users_db' (one of users_db_0, users_db_1," in refused.stderr

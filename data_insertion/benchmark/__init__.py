@@ -14,6 +14,10 @@ ones, so every mode commits the same rows):
       for these rows on this machine.
 
 Rates are rows committed (counted in the databases afterwards) per second of wall time.
+
+The shard axis (--shards) runs the engine's two modes with every model over 1, 2, 4, ...
+SQLite files, the shard maps in a temporary default database (a map, once written, is obeyed:
+it must never land in the user's).
 """
 
 import os
@@ -27,13 +31,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from django.conf import settings
 from django.db import connections
 
 from ..datasets import Dataset
 from ..engine import SimulationConfig, run_simulation
 from ..engine.faults import Fault
 from ..housekeeping import count_rows, migrate_databases
-from ..topology import MODEL_DATABASES
+from ..topology import MODEL_DATABASES, shardmap
+from ..topology.databases import sqlite_database
+from ..topology.placement import DEFAULT_DATABASE
+from ..topology.shards import shard_alias
 from . import baselines
 
 BENCHMARK_TAG = "bench"
@@ -124,8 +132,36 @@ def measure_scaling(
     return results
 
 
-def _measure(name: str, run: Callable[[], int]) -> ModeResult:
-    with temporary_databases(), _peak_rss() as peak:
+def measure_shards(
+    *,
+    shard_counts: tuple[int, ...],
+    threads: int,
+    records: int,
+    batch_size: int,
+    seed: int = 1,
+    faults: tuple[Fault, ...] = (),
+    on_result: Callable[[ModeResult], None] | None = None,
+) -> list[ModeResult]:
+    """The engine, one transaction per record and group commit, with every model over each
+    number of databases in `shard_counts`, on fresh temporary SQLite files."""
+    if databases_vendor() != "sqlite":
+        raise UnsupportedDatabases("the --shards axis runs on SQLite files only")
+    results = []
+    for shards in shard_counts:
+        for mode, batch in (("one transaction per record", None), ("group commit", batch_size)):
+            result = _measure(
+                f"{shards} per model, {mode}",
+                lambda b=batch: _engine(threads, records, seed, b, faults),
+                shards=shards,
+            )
+            results.append(result)
+            if on_result:
+                on_result(result)
+    return results
+
+
+def _measure(name: str, run: Callable[[], int], shards: int | None = None) -> ModeResult:
+    with temporary_databases(shards), _peak_rss() as peak:
         started = time.perf_counter()
         failed = run()
         seconds = time.perf_counter() - started
@@ -154,44 +190,77 @@ class UnsupportedDatabases(Exception):
 
 
 def databases_vendor() -> str:
-    """The engine of the three databases: all SQLite or all PostgreSQL."""
-    vendors = {connections[alias].vendor for alias in MODEL_DATABASES.values()}
+    """The engine of the model databases (a sharded model's too): all SQLite or all
+    PostgreSQL."""
+    vendors = {connections[alias].vendor for alias in connections if alias != DEFAULT_DATABASE}
     if len(vendors) != 1 or not vendors <= set(SUPPORTED_VENDORS):
         raise UnsupportedDatabases(
-            "the benchmark runs with the three databases all on SQLite or all on PostgreSQL; "
+            "the benchmark runs with the model databases all on SQLite or all on PostgreSQL; "
             f"they are on {', '.join(sorted(vendors))}"
         )
     return vendors.pop()
 
 
 @contextmanager
-def temporary_databases() -> Iterator[None]:
-    """Point the three aliases at new, migrated databases, and remove those afterwards."""
-    if databases_vendor() == "postgresql":
+def temporary_databases(shards: int | None = None) -> Iterator[None]:
+    """Point the aliases at new, migrated databases, and remove those afterwards; with
+    `shards`, every model over that many SQLite files."""
+    if shards is not None:
+        with _temporary_sqlite_databases(shards):
+            yield
+    elif databases_vendor() == "postgresql":
         with _temporary_server_databases():
             yield
     else:
-        with _temporary_sqlite_databases():
+        with _temporary_sqlite_databases(None):
             yield
 
 
 @contextmanager
-def _temporary_sqlite_databases() -> Iterator[Path]:
-    """Point the three SQLite aliases at new files in a temporary directory, migrated."""
+def _temporary_sqlite_databases(shards: int | None) -> Iterator[Path]:
+    """Point the model aliases (and, for `shards`, default and each model's `shards` aliases)
+    at new files in a temporary directory, migrated."""
     directory = Path(tempfile.mkdtemp(prefix="distributed-system-benchmark-"))
+    repointed = list(MODEL_DATABASES.values()) if shards is None else list(connections)
     saved = {}
-    for alias in MODEL_DATABASES.values():
+    for alias in repointed:
         connections[alias].close()
         saved[alias] = connections.settings[alias]["NAME"]
         connections.settings[alias]["NAME"] = directory / f"{alias}.sqlite3"
+    added = [] if shards is None else _add_shard_aliases(shards, directory)
+    saved_counts = dict(settings.SHARD_COUNTS)
+    if shards is not None:
+        settings.SHARD_COUNTS.update(dict.fromkeys(saved_counts, shards))
+        shardmap.forget_shard_maps()
     try:
         migrate_databases()
         yield directory
     finally:
+        for alias in added:
+            shardmap.remove_database(alias)
         for alias, name in saved.items():
             connections[alias].close()
             connections.settings[alias]["NAME"] = name
+        if shards is not None:
+            settings.SHARD_COUNTS.update(saved_counts)
+            shardmap.forget_shard_maps()
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _add_shard_aliases(shards: int, directory: Path) -> list[str]:
+    """The aliases of every model over `shards` databases the settings lack, added as files
+    in `directory`."""
+    wanted = [
+        alias if shards == 1 else shard_alias(alias, index)
+        for alias in MODEL_DATABASES.values()
+        for index in range(shards)
+    ]
+    added = [alias for alias in wanted if alias not in connections.settings]
+    for alias in added:
+        shardmap.add_database(
+            alias, sqlite_database(directory / f"{alias}.sqlite3", settings.SQLITE_TIMEOUT_SECONDS)
+        )
+    return added
 
 
 @contextmanager

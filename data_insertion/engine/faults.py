@@ -18,8 +18,11 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from django.db import connections
+
 from ..topology import MODEL_DATABASES, Backend, backend
 from ..topology import faults as vendor_faults
+from ..topology.placement import APP_LABEL, DEFAULT_DATABASE, allows_table
 from .workers import start_thread
 
 KINDS = ("lock", "latency", "down")
@@ -48,8 +51,8 @@ class Fault:
         """The models whose records the fault reaches: the database's own, and, when it is
         down, orders too, whose checks read the users and products databases (a lock or a
         slow write leaves those reads alone)."""
-        own = tuple(model for model, alias in MODEL_DATABASES.items() if alias == self.alias)
-        read_by_orders = self.alias in (MODEL_DATABASES["user"], MODEL_DATABASES["product"])
+        own = tuple(model for model in MODEL_DATABASES if _holds(self.alias, model))
+        read_by_orders = _holds(self.alias, "user") or _holds(self.alias, "product")
         return own + (("order",) if self.kind == "down" and read_by_orders else ())
 
     def describe(self) -> str:
@@ -78,9 +81,9 @@ def parse_fault(text: str) -> Fault:
     if len(parts) != 3:
         raise FaultSpecError(f"{text!r} is not ALIAS:KIND:DURATION[@START]")
     alias, kind, timing = (part.strip() for part in parts)
-    if alias not in MODEL_DATABASES.values():
-        known = ", ".join(MODEL_DATABASES.values())
-        raise FaultSpecError(f"{text!r}: no database {alias!r} (one of {known})")
+    known = model_aliases()
+    if alias not in known:
+        raise FaultSpecError(f"{text!r}: no database {alias!r} (one of {', '.join(known)})")
     if kind not in KINDS:
         raise FaultSpecError(f"{text!r}: no fault {kind!r} (one of {', '.join(KINDS)})")
     duration_text, at, start_text = timing.partition("@")
@@ -91,6 +94,16 @@ def parse_fault(text: str) -> Fault:
     if duration <= 0:
         raise FaultSpecError(f"{text!r}: the duration must be more than 0")
     return Fault(spec=text, alias=alias, kind=kind, duration=duration, start=start)
+
+
+def model_aliases() -> list[str]:
+    """The databases a fault may name: each model's, or each of its shards' (users_db_2)."""
+    return [alias for alias in connections if alias != DEFAULT_DATABASE]
+
+
+def _holds(alias: str, model: str) -> bool:
+    """Whether `alias` is `model`'s database or one of its shards."""
+    return allows_table(alias, APP_LABEL, model)
 
 
 def check_supported(faults: Sequence[Fault]) -> None:

@@ -1,5 +1,6 @@
-"""The document's story, in order: the run's header, summary, reconciliation, latency, charts,
-threads, rejections and failures, and the detailed records (details.py)."""
+"""The document's story, in order: the run's header, summary, reconciliation, rows per database
+(sharded models, shards.py), latency, charts, threads, rejections and failures, and the
+detailed records (details.py)."""
 
 from collections.abc import Callable, Iterable
 
@@ -29,6 +30,7 @@ from .layout import (
     TITLE,
     Layout,
 )
+from .shards import shards_section
 
 
 def story(summary: RunSummary, layout: Layout) -> list[Flowable]:
@@ -36,6 +38,7 @@ def story(summary: RunSummary, layout: Layout) -> list[Flowable]:
         *_run_header(summary, layout),
         *_summary_section(summary, layout),
         *_reconciliation_section(summary, layout),
+        *shards_section(summary, layout),
         *_latency_section(summary, layout),
         PageBreak(),
         *outcome_and_throughput_charts(summary, layout),

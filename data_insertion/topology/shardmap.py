@@ -174,11 +174,25 @@ def register_aliases(model: str, databases: int) -> None:
             settings.SQLITE_TIMEOUT_SECONDS,
             settings.MAX_CONNECTIONS_PER_DATABASE,
         )
-        with _guard:
-            settings.DATABASES[alias] = database
-            # configure_settings() fills in Django's defaults, and insists on a default alias.
-            both = {DEFAULT_DATABASE: dict(settings.DATABASES[DEFAULT_DATABASE]), alias: database}
-            connections.settings[alias] = connections.configure_settings(both)[alias]
+        add_database(alias, database)
+
+
+def add_database(alias: str, database: dict) -> None:
+    """Make `alias` known to Django at run time, configured as `database` (a DATABASES entry)."""
+    with _guard:
+        settings.DATABASES[alias] = database
+        # configure_settings() fills in Django's defaults, and insists on a default alias.
+        both = {DEFAULT_DATABASE: dict(settings.DATABASES[DEFAULT_DATABASE]), alias: database}
+        connections.settings[alias] = connections.configure_settings(both)[alias]
+
+
+def remove_database(alias: str) -> None:
+    """Forget an alias add_database() made (this thread's connection to it closed first)."""
+    connections[alias].close()
+    with _guard:
+        del connections[alias]
+        del connections.settings[alias]
+        settings.DATABASES.pop(alias, None)
 
 
 def model_aliases(model: str) -> tuple[str, ...]:

@@ -6,6 +6,7 @@ from data_insertion.benchmark import (
     compare_modes,
     databases_vendor,
     measure_scaling,
+    measure_shards,
 )
 from data_insertion.engine.faults import FaultSpecError, check_supported
 from data_insertion.management.options import (
@@ -18,10 +19,16 @@ from data_insertion.management.options import (
     bounded_int,
 )
 from data_insertion.management.run_command import OneLineErrorCommand
+from data_insertion.topology.shards import MAX_DATABASES
 
 
 def counts(text: str) -> tuple[int, ...]:
     parse = bounded_int(1, MAX_RECORDS)
+    return tuple(parse(part) for part in text.split(",") if part.strip())
+
+
+def shard_counts(text: str) -> tuple[int, ...]:
+    parse = bounded_int(1, MAX_DATABASES)
     return tuple(parse(part) for part in text.split(",") if part.strip())
 
 
@@ -62,6 +69,13 @@ class Command(OneLineErrorCommand):
             help="records per model in the scaling table (default 1000,10000,100000)",
         )
         parser.add_argument(
+            "--shards",
+            type=shard_counts,
+            metavar="N,N,...",
+            help="measure only the shard axis: the engine, one transaction per record and group "
+            "commit, with every model over each number of SQLite files (e.g. 1,2,4)",
+        )
+        parser.add_argument(
             "--quick",
             action="store_true",
             help="a run under a minute: 5,000 records, scaling 10 and 100 threads x 1,000 and "
@@ -91,6 +105,9 @@ class Command(OneLineErrorCommand):
                 "Faults injected into every engine run (mode a, mode b and the scaling table; "
                 f"the raw baselines run without them): {', '.join(f.describe() for f in faults)}."
             )
+        if options["shards"]:
+            self._measure_shards(options, faults)
+            return
         self.stdout.write(ROW.format("", "mode", "rows", "seconds", "rows/s", "peak RSS"))
         report = compare_modes(
             threads=options["threads"],
@@ -126,6 +143,28 @@ class Command(OneLineErrorCommand):
                 faults=faults,
                 on_result=self._print_result,
             )
+        failed = sum(result.failed for result in results)
+        if failed:
+            raise CommandError(f"{failed} records failed during the benchmark.", returncode=1)
+
+    def _measure_shards(self, options: dict, faults: tuple) -> None:
+        self.stdout.write(
+            f"Shards: the engine (group commit batch {options['batch_size']}) with every model "
+            "over N SQLite files, in this one process"
+        )
+        self.stdout.write(ROW.format("", "databases", "rows", "seconds", "rows/s", "peak RSS"))
+        try:
+            results = measure_shards(
+                shard_counts=options["shards"],
+                threads=options["threads"],
+                records=options["records"],
+                batch_size=options["batch_size"],
+                seed=options["seed"],
+                faults=faults,
+                on_result=self._print_result,
+            )
+        except UnsupportedDatabases as error:
+            raise CommandError(str(error)) from None
         failed = sum(result.failed for result in results)
         if failed:
             raise CommandError(f"{failed} records failed during the benchmark.", returncode=1)
