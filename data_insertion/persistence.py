@@ -69,23 +69,21 @@ def _insert_plan(model: type[Model], alias: str, with_id: bool = False) -> _Inse
 
 def _row_params(instances: list[Model], plan: _InsertPlan, connection) -> list:
     """Every row's values, flat, prepared as Model.save() prepares them; one timestamp for the
-    statement's auto_now(_add) fields."""
+    statement's auto_now(_add) fields, prepared once."""
     now = timezone.now()
-    stamps = {
-        field: field.get_db_prep_save(now, connection)
-        for field, source in plan.sources
-        if source == STAMPED
-    }
+    stamps: dict[Field, object] = {}
     params = []
     append = params.append
     for instance in instances:
         for field, source in plan.sources:
-            if source == STORED:
+            if source is STORED:
                 append(field.get_db_prep_save(getattr(instance, field.attname), connection))
-            elif source == COMPUTED:
+            elif source is COMPUTED:
                 append(field.get_db_prep_save(field.pre_save(instance, True), connection))
             else:
                 setattr(instance, field.attname, now)
+                if field not in stamps:
+                    stamps[field] = field.get_db_prep_save(now, connection)
                 append(stamps[field])
     return params
 

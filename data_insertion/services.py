@@ -136,6 +136,7 @@ def commit_records(records: Sequence[PreparedRecord]) -> list[InsertionResult]:
 
 
 Verdicts = dict[int, tuple[Status, dict[str, list[str]]]]
+NONE_FAILED_FAST: frozenset[int] = frozenset()
 
 
 def _commit_to(
@@ -161,8 +162,9 @@ def _commit_to(
     attempts = 1
     for attempts in range(1, MAX_ATTEMPTS + 1):
         outcome: Verdicts = {}
-        for instance in instances:  # an attempt rolled back leaves keys no row holds any more
-            _unsaved(instance)
+        if attempts > 1:  # the attempt rolled back left keys that no row holds any more
+            for instance in instances:
+                _unsaved(instance)
         try:
             with database.write_transaction(lock_keys):
                 if layout is not None:
@@ -189,10 +191,11 @@ def _commit_to(
                 _sleep_before_retry(attempts)
                 continue
             outcome = {i: (Status.FAILED, {"database": [_error_text(error)]}) for i in positions}
-            return outcome, attempts, set(positions) if isinstance(error, CircuitOpen) else set()
+            fast = set(positions) if isinstance(error, CircuitOpen) else NONE_FAILED_FAST
+            return outcome, attempts, fast
         except DatabaseError as error:
             outcome = {i: (Status.FAILED, {"database": [_error_text(error)]}) for i in positions}
-        return outcome, attempts, set()
+        return outcome, attempts, NONE_FAILED_FAST
     raise AssertionError("unreachable: the last attempt returns")
 
 

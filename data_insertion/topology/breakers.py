@@ -45,6 +45,14 @@ class CircuitBreaker:
         self._probing = False
         self._lock = threading.Lock()
 
+    def reset(self) -> None:
+        with self._lock:
+            self.state = self.CLOSED
+            self.failures = 0
+            self.times_opened = 0
+            self.last_error = ""
+            self._probing = False
+
     def admit(self) -> None:
         """Let a use of the database through, or raise CircuitOpen. Once the cool-down has run
         out, the first caller goes through as the probe; the others fail until it is decided."""
@@ -106,6 +114,8 @@ def breaker(alias: str) -> CircuitBreaker:
 
 
 def reset_breakers() -> None:
-    """Every breaker closed, its counts cleared: a new run starts from a clean slate."""
+    """Every breaker closed, its counts cleared: a new run starts from a clean slate. The
+    breakers stay the same objects: backends keep a reference to theirs."""
     with _guard:
-        _breakers.clear()
+        for found in _breakers.values():
+            found.reset()

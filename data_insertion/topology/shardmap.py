@@ -15,6 +15,7 @@ it switches them. So no write is committed to the old database after a freeze: i
 on the new map, waiting (bounded) while its logical shard is frozen.
 """
 
+import functools
 import threading
 from dataclasses import dataclass
 
@@ -75,13 +76,19 @@ _guard = threading.Lock()
 
 def layout(model: str) -> ShardLayout | None:
     """The model's map as this process last read it; None for a model in one database."""
-    try:
-        return _layouts[model]
-    except KeyError:
-        pass
-    if settings.SHARD_COUNTS[model] == 1:
+    found = _layouts.get(model)  # asked once per transaction: no exception on the way
+    if found is not None:
+        return found
+    if _shard_counts()[model] == 1:
         return None  # not sharded unless load_shard_maps() found a map
     return reload(model)
+
+
+@functools.cache
+def _shard_counts() -> dict[str, int]:
+    """settings.SHARD_COUNTS itself (the benchmark changes it in place), without a lookup
+    through the lazy settings object on every transaction."""
+    return settings.SHARD_COUNTS
 
 
 def cached_layout(model: str) -> ShardLayout | None:

@@ -5,10 +5,10 @@ statement; and the lock buckets that stand for uniqueness keys."""
 import hashlib
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import ClassVar
 
-from django.db import OperationalError, connections, transaction
+from django.db import DatabaseError, OperationalError, connections, transaction
 
 from ..breakers import CircuitOpen, breaker
 from ..connections import ConnectionsBusy, connection_scope, take_permit
@@ -54,6 +54,7 @@ class Backend:
         # error every use raises while the database is down.
         self.delay = 0.0
         self.down: str | None = None
+        self.breaker = breaker(alias)
 
     @property
     def connection(self):
@@ -85,7 +86,7 @@ class Backend:
         # The scope: an order's checks read the users and products databases, which may be on
         # servers, and those reads take (and give back) their connection permits.
         with connection_scope():
-            breaker(self.alias).admit()
+            self.breaker.admit()
             try:
                 if self.down is not None:
                     raise OperationalError(self.down)
@@ -97,9 +98,9 @@ class Backend:
                 # Whatever else ended it (another database's failure, a bug, Ctrl-C) says
                 # nothing of this one: a probe let through gives its turn back.
                 if not (isinstance(error, OperationalError) and self.count_failure(error)):
-                    breaker(self.alias).release_probe()
+                    self.breaker.release_probe()
                 raise
-        breaker(self.alias).succeeded()
+        self.breaker.succeeded()
 
     def _transaction(self, lock_keys: Sequence[str]):
         """The vendor's own write transaction (see write_transaction)."""
@@ -121,7 +122,7 @@ class Backend:
         is no failure of the database."""
         if not self.name_in(error) or isinstance(error, ConnectionsBusy):
             return False
-        breaker(self.alias).failed(error)
+        self.breaker.failed(error)
         return True
 
     @contextmanager
@@ -132,31 +133,46 @@ class Backend:
             yield
 
     @contextmanager
-    def cursor(self, connection=None) -> Iterator:
+    def cursor(self, connection=None, *, bookkeeping: bool = False) -> Iterator:
         """A cursor for one statement; `connection` is the thread's connection to this
-        database, if the caller has it. Refused while the database is down; its errors are
-        named after it. The breaker watches write transactions only: a read an order makes of
-        the users database goes on while another process holds that database's write lock."""
+        database, if the caller has it. Refused while the database is down, unless it is for
+        the run's own `bookkeeping` (the counts that reconcile a run); its errors are named
+        after the database. The breaker watches write transactions only: a read an order makes
+        of the users database goes on while another process holds that database's write lock.
+        One generator, the vendor's parts plain calls: this runs for every statement."""
+        connection = connection or self.connection
         try:
-            if self.down is not None:
+            if self.down is not None and not bookkeeping:
                 raise OperationalError(self.down)
-            with self._cursor(connection or self.connection) as cursor:
-                yield cursor
+            with self._statement_errors(connection):
+                cursor = self._open_cursor(connection)
+                try:
+                    yield cursor
+                finally:
+                    # As Django's own cursor does: an error closing it would hide the cause.
+                    # (try/except, not contextlib.suppress: this runs for every statement.)
+                    try:  # noqa: SIM105
+                        cursor.close()
+                    except DatabaseError:
+                        pass
         except OperationalError as error:
             self.name_in(error)
             raise
 
     def housekeeping_cursor(self):
-        """A cursor for the run's own bookkeeping (the counts that reconcile a run): not
-        refused by injected faults or an open breaker, which are about the records' traffic."""
-        return self._cursor(self.connection)
+        """A cursor for the run's own bookkeeping: not refused by injected faults or an open
+        breaker, which are about the records' traffic."""
+        return self.cursor(bookkeeping=True)
 
-    @contextmanager
-    def _cursor(self, connection) -> Iterator:
+    def _open_cursor(self, connection):
         """Django's cursor, counted against the database's connection cap."""
         take_permit(connection)
-        with connection.cursor() as cursor:
-            yield cursor
+        return connection.cursor()
+
+    def _statement_errors(self, connection):
+        """What turns the driver's errors into Django's around a statement: Django's own
+        cursor does it already."""
+        return nullcontext()
 
     # The modules of the driver whose errors this vendor's transient() reads.
     driver_modules: ClassVar[tuple[str, ...]] = ()

@@ -86,33 +86,29 @@ class SQLiteBackend(Backend):
             with transaction.atomic(using=self.alias):
                 yield
             return
-        # Every write of this process is serialised, whatever the keys.
-        with self.writer_lock(), self._dbapi_transaction(connection):
-            yield
+        # Every write of this process is serialised, whatever the keys. Then BEGIN IMMEDIATE
+        # ... COMMIT on the thread's DB-API connection; ROLLBACK on any exception.
+        with self.writer_lock():
+            connection.ensure_connection()
+            dbapi = connection.connection
+            with connection.wrap_database_errors:
+                dbapi.execute(f"BEGIN {connection.transaction_mode or 'DEFERRED'}")
+            open_transactions = self._open_transactions()
+            open_transactions.add(self.alias)
+            try:
+                yield
+                with connection.wrap_database_errors:
+                    dbapi.execute("COMMIT")
+            except BaseException:
+                self._rollback(connection)
+                raise
+            finally:
+                open_transactions.discard(self.alias)
 
     def _open_transactions(self) -> set[str]:
         if not hasattr(self._open, "aliases"):
             self._open.aliases = set()
         return self._open.aliases
-
-    @contextmanager
-    def _dbapi_transaction(self, connection) -> Iterator[None]:
-        """BEGIN IMMEDIATE ... COMMIT on the thread's DB-API connection; ROLLBACK on any
-        exception."""
-        connection.ensure_connection()
-        dbapi = connection.connection
-        with connection.wrap_database_errors:
-            dbapi.execute(f"BEGIN {connection.transaction_mode or 'DEFERRED'}")
-        self._open_transactions().add(self.alias)
-        try:
-            yield
-            with connection.wrap_database_errors:
-                dbapi.execute("COMMIT")
-        except BaseException:
-            self._rollback(connection)
-            raise
-        finally:
-            self._open_transactions().discard(self.alias)
 
     @staticmethod
     def _rollback(connection) -> None:
@@ -151,20 +147,18 @@ class SQLiteBackend(Backend):
         with connection.wrap_database_errors:
             dbapi.execute(f"RELEASE SAVEPOINT {name}")
 
-    @contextmanager
-    def _cursor(self, connection) -> Iterator:
-        """The sqlite3 cursor itself (`?` markers), inside Django's error translation."""
+    def _open_cursor(self, connection):
+        """The sqlite3 cursor itself (`?` markers)."""
         if connection.connection is None:
             if self.alias in self._open_transactions():
                 # A new connection would autocommit what the transaction was to hold.
                 raise ProgrammingError("the connection was closed inside a write transaction")
             connection.ensure_connection()
-        with connection.wrap_database_errors:
-            cursor = connection.connection.cursor()
-            try:
-                yield cursor
-            finally:
-                cursor.close()
+        return connection.connection.cursor()
+
+    def _statement_errors(self, connection):
+        """sqlite3's errors become Django's, as through Django's cursor."""
+        return connection.wrap_database_errors
 
     driver_modules = ("sqlite3",)
 
