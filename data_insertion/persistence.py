@@ -12,6 +12,8 @@ section). Each runs on the cursor its database's backend gives (topology.backend
 own on SQLite, Django's, counted against the connection cap, on a server.
 """
 
+import heapq
+import itertools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
@@ -251,3 +253,42 @@ def ids_by_alias(model: type[Model], ids: Iterable[int]) -> dict[str, list[int]]
     for value in ids:
         grouped.setdefault(layout.alias_of_id(value), []).append(value)
     return grouped
+
+
+# A sharded model's list goes this deep at most: each page reads offset + limit rows from
+# every one of its databases.
+GATHERED_ROWS_MAX = 100_000
+
+
+class GatheredRows:
+    """A sharded model's stored rows across all its databases, in id order, sliced like a
+    QuerySet (what a paginated API list needs): each slice reads the first `stop` rows of
+    every database and merges them. Beyond GATHERED_ROWS_MAX rows a slice comes back empty."""
+
+    def __init__(self, model: type[Model], aliases: Iterable[str]) -> None:
+        self.model = model
+        self.aliases = list(aliases)
+
+    def __len__(self) -> int:
+        return sum(self.model._base_manager.using(alias).count() for alias in self.aliases)
+
+    def __getitem__(self, window: slice) -> list[Model]:
+        start, stop = window.start or 0, window.stop
+        if stop is None or stop > GATHERED_ROWS_MAX:
+            stop = GATHERED_ROWS_MAX
+        if start >= stop:
+            return []
+        streams = [
+            self.model._base_manager.using(alias).order_by("pk")[:stop] for alias in self.aliases
+        ]
+        merged = heapq.merge(*streams, key=lambda row: row.pk)
+        return list(itertools.islice(merged, start, stop))
+
+
+def stored_rows(model: type[Model]):
+    """Every stored row of `model` in id order: a QuerySet on its database, or, sharded,
+    GatheredRows over all of them."""
+    layout = shardmap.layout(model._meta.model_name)
+    if layout is None:
+        return model._base_manager.using(database_for(model._meta.model_name)).order_by("pk")
+    return GatheredRows(model, layout.aliases)

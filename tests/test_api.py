@@ -215,3 +215,51 @@ def test_stored_records_come_with_limit_and_offset(api):
     assert set(users["items"][0]) == {"id", "name", "email", "created_at"}
     assert api.get("/api/orders?limit=1").json()["count"] == Order.objects.count()
     assert api.get("/api/products?limit=1").json()["count"] == Product.objects.count()
+
+
+SHARDED_LISTS = """
+import json
+from django.test import Client
+from data_insertion.engine import SimulationConfig, run_simulation
+from data_insertion.housekeeping import migrate_databases
+from data_insertion.models import User
+from data_insertion.topology import shardmap
+
+migrate_databases()
+run_simulation(SimulationConfig(threads=4, records=300, invalid_ratio=0))
+layout = shardmap.layout("user")
+stored = sorted(
+    pk for alias in layout.aliases for pk in User.objects.using(alias).values_list("pk", flat=True)
+)
+client = Client(headers={"Authorization": "Bearer sharded-lists"})
+pages = [client.get(f"/api/users?limit=100&offset={n}").json() for n in (0, 100, 200, 300)]
+print(json.dumps({
+    "stored": stored,
+    "per_database": [User.objects.using(alias).count() for alias in layout.aliases],
+    "count": pages[0]["count"],
+    "listed": [user["id"] for page in pages for user in page["items"]],
+}))
+"""
+
+
+@pytest.mark.django_db(databases=[])
+def test_the_records_of_a_sharded_model_are_listed_across_its_databases(tmp_path):
+    """Users over two databases (a process of its own: settings read USERS_SHARDS at start)."""
+    from tests.processes import manage
+
+    result = manage(
+        tmp_path,
+        "shell",
+        "--command",
+        SHARDED_LISTS,
+        env={
+            "USERS_SHARDS": "2",
+            "DS_API_TOKEN": "sharded-lists",
+            "DJANGO_ALLOWED_HOSTS": "testserver",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert all(seen["per_database"]) and sum(seen["per_database"]) == 300
+    assert seen["count"] == 300
+    assert seen["listed"] == seen["stored"]  # every user once, in id order, over the pages

@@ -19,6 +19,7 @@ from ninja.security import HttpBearer
 from pydantic import Field
 
 from ..models import Order, Product, User
+from ..persistence import stored_rows
 from ..report import render_pdf
 from ..runs.models import Run, RunSource
 from ..runs.recording import request_stop, start_run, summary_of
@@ -147,19 +148,19 @@ def report_pdf(request: HttpRequest, run_id: int):
 @records.get("/users", response={**ERRORS, 200: list[UserOut]}, summary="Stored users")
 @paginate(BoundedPage)
 def users(request: HttpRequest):
-    return User.objects.all()
+    return stored_rows(User)
 
 
 @records.get("/products", response={**ERRORS, 200: list[ProductOut]}, summary="Stored products")
 @paginate(BoundedPage)
 def products(request: HttpRequest):
-    return Product.objects.all()
+    return stored_rows(Product)
 
 
 @records.get("/orders", response={**ERRORS, 200: list[OrderOut]}, summary="Stored orders")
 @paginate(BoundedPage)
 def orders(request: HttpRequest):
-    return Order.objects.all()
+    return stored_rows(Order)
 
 
 api.add_router("", runs)
