@@ -15,7 +15,7 @@ import pytest
 from data_insertion.topology.breakers import CircuitBreaker, CircuitOpen
 from tests.conftest import all_databases
 from tests.processes import manage
-from tests.servers import Deployment, server
+from tests.servers import Deployment
 
 TABLES = {"user": "data_insertion_user", "product": "data_insertion_product"}
 
@@ -182,13 +182,6 @@ def test_a_failed_probe_opens_the_breaker_again():
     clock.now = 3.9
     with pytest.raises(CircuitOpen, match="still down"):
         breaker.admit()
-
-
-@pytest.fixture
-def postgres():
-    found = server("postgresql")
-    yield found
-    found.drop_databases()
 
 
 def created_on_server(on, name: str, table: str, start: datetime, end: datetime) -> int:

@@ -12,38 +12,9 @@ import time
 import pytest
 from pypdf import PdfReader
 
-from tests.servers import TABLES, Deployment, server
+from tests.servers import TABLES, Deployment
 
 MODELS = {"users_db": "user", "products_db": "product", "orders_db": "order"}
-
-
-@pytest.fixture
-def postgres():
-    found = server("postgresql")
-    yield found
-    found.drop_databases()
-
-
-@pytest.fixture
-def mariadb():
-    found = server("mysql")
-    yield found
-    found.drop_databases()
-
-
-@pytest.fixture(params=["postgresql", "mysql"], ids=["postgresql", "mariadb"])
-def any_server(request):
-    found = server(request.param)
-    yield found
-    found.drop_databases()
-
-
-@pytest.fixture
-def deployment(tmp_path):
-    """Aliases not placed on a server stay SQLite files in the test's own directory."""
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    return Deployment(data_dir)
 
 
 def place_all(deployment: Deployment, on) -> None:

@@ -5,32 +5,9 @@ tests/servers.py); the shard maps stay in a SQLite default database in the test'
 
 import json
 
-import pytest
-
-from tests.servers import TABLES, Deployment, server
+from tests.servers import TABLES, Deployment
 
 MODELS = {"users_db": "user", "products_db": "product", "orders_db": "order"}
-
-
-@pytest.fixture(params=["postgresql", "mysql"], ids=["postgresql", "mariadb"])
-def any_server(request):
-    found = server(request.param)
-    yield found
-    found.drop_databases()
-
-
-@pytest.fixture
-def postgres():
-    found = server("postgresql")
-    yield found
-    found.drop_databases()
-
-
-@pytest.fixture
-def deployment(tmp_path):
-    data_dir = tmp_path / "data"
-    data_dir.mkdir()
-    return Deployment(data_dir)
 
 
 def shard_all(deployment: Deployment, on, databases: int, used: int) -> None:
