@@ -152,3 +152,62 @@ def test_pages_show_no_secret(staff, monkeypatch):
         content = staff.get(path).content.decode()
         assert "do-not-show-me" not in content
         assert "django-insecure" not in content
+
+
+SHARDED_RUN_PAGE = """
+import io, json
+from django.contrib.auth.models import User as Account
+from django.core.management import call_command
+from django.test import Client
+from data_insertion.housekeeping import migrate_databases
+from data_insertion.models import User
+from data_insertion.runs.models import Run
+from data_insertion.topology import shardmap
+
+migrate_databases()
+call_command("insert_data", records=300, threads=4, invalid_ratio=0, verbosity=0,
+             stdout=io.StringIO())
+run = Run.objects.order_by("-pk").first()
+client = Client()
+client.force_login(Account.objects.create_user("staff", password="a-long-pw", is_staff=True))
+page = client.get(f"/runs/{run.pk}/").content.decode()
+snapshots = json.loads(page.split('<script id="snapshots" type="application/json">')[1]
+                       .split("</script>")[0])
+api = Client(headers={"Authorization": "Bearer sharded-page"}).get(f"/api/runs/{run.pk}").json()
+print(json.dumps({
+    "charts": 'id="database-charts"' in page,
+    "last": {m["model"]: m["databases"] for m in snapshots[-1]["models"]},
+    "api": {m["model"]: m["databases"] for m in api["progress"]["models"]},
+    "users": sum(User.objects.using(alias).count() for alias in shardmap.layout("user").aliases),
+}))
+"""
+
+
+@pytest.mark.django_db(databases=[])
+def test_a_sharded_models_page_has_its_throughput_per_database(tmp_path):
+    """Users over two databases (a process of its own: settings read USERS_SHARDS at start):
+    the run's snapshots, in its page and the API, give each database's rows and rows/s."""
+    from tests.processes import manage
+
+    result = manage(
+        tmp_path,
+        "shell",
+        "--command",
+        SHARDED_RUN_PAGE,
+        env={
+            "USERS_SHARDS": "2",
+            "DS_API_TOKEN": "sharded-page",
+            "DJANGO_ALLOWED_HOSTS": "testserver",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["charts"]
+    users = seen["last"]["user"]
+    assert [database["database"] for database in users] == ["users_db_0", "users_db_1"]
+    assert all(database["committed"] > 0 for database in users)
+    assert sum(database["committed"] for database in users) == seen["users"] == 300
+    assert all("rows_per_second" in database for database in users)
+    # The models in one database have no per-database series.
+    assert seen["last"]["product"] == seen["last"]["order"] == []
+    assert seen["api"] == seen["last"]

@@ -46,6 +46,12 @@ class RunOptions(Schema):
         return SimulationConfig(**options)
 
 
+class DatabaseProgressOut(Schema):
+    database: str
+    committed: int
+    rows_per_second: float = Field(description="in the interval since the previous snapshot")
+
+
 class ModelProgressOut(Schema):
     model: str
     database: str
@@ -56,6 +62,10 @@ class ModelProgressOut(Schema):
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    databases: list[DatabaseProgressOut] = Field(
+        default_factory=list,
+        description="per database of a model sharded over several; empty otherwise",
+    )
 
 
 class SnapshotOut(Schema):
