@@ -211,3 +211,50 @@ def test_a_sharded_models_page_has_its_throughput_per_database(tmp_path):
     # The models in one database have no per-database series.
     assert seen["last"]["product"] == seen["last"]["order"] == []
     assert seen["api"] == seen["last"]
+
+
+def test_a_running_run_silent_for_long_is_shown_lost_everywhere(staff, monkeypatch):
+    """A command-line run killed with SIGKILL never records its end: once its heartbeat (its
+    latest snapshot) is old, the list, its page, `runs` and the API say it is lost."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    long_ago = timezone.now() - timedelta(minutes=5)
+    config = {"threads": 2, "records": 10}
+    lost = Run.objects.create(
+        source=RunSource.COMMAND,
+        config=config,
+        status=RunStatus.RUNNING,
+        started_at=long_ago,
+        heartbeat_at=long_ago,
+    )
+    alive = Run.objects.create(
+        source=RunSource.COMMAND,
+        config=config,
+        status=RunStatus.RUNNING,
+        started_at=long_ago,
+        heartbeat_at=timezone.now(),
+    )
+    rows = staff.get("/").content.decode().split("<tr>")
+    lost_row = next(row for row in rows if f'href="/runs/{lost.pk}/"' in row)
+    alive_row = next(row for row in rows if f'href="/runs/{alive.pk}/"' in row)
+    assert ">lost</span>" in lost_row and ">running</span>" in alive_row
+    page = staff.get(f"/runs/{lost.pk}/").content.decode()
+    assert 'id="run-status">lost<' in page and 'id="lost"' in page
+    assert 'id="lost"' not in staff.get(f"/runs/{alive.pk}/").content.decode()
+    listing = io.StringIO()
+    call_command("runs", stdout=listing)
+    lines = {int(line.split()[0]): line.split()[1] for line in listing.getvalue().splitlines()[1:]}
+    assert lines == {lost.pk: "lost", alive.pk: "running"}
+    monkeypatch.setenv("DS_API_TOKEN", "lost-runs")
+    api = Client(headers={"Authorization": "Bearer lost-runs"})
+    assert api.get(f"/api/runs/{lost.pk}").json()["lost"] is True
+    listed = {run["id"]: run["lost"] for run in api.get("/api/runs").json()["items"]}
+    assert listed == {lost.pk: True, alive.pk: False}
+
+
+def test_a_recorded_run_beats_at_each_snapshot():
+    run = recorded_run(records=20, threads=1)
+    assert run.heartbeat_at is not None and run.heartbeat_at >= run.started_at
+    assert not run.lost

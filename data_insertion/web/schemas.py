@@ -77,6 +77,10 @@ class SnapshotOut(Schema):
 class RunOut(Schema):
     id: int
     status: str = Field(description="queued, running, completed, failed or interrupted")
+    lost: bool = Field(
+        description="running, but no snapshot for over 10 s: its process died unrecorded"
+    )
+    heartbeat_at: datetime | None = Field(description="its start, then its latest snapshot")
     source: str = Field(description="command, dashboard or api")
     config: dict[str, Any]
     created_at: datetime
