@@ -94,6 +94,26 @@ def test_a_fault_from_the_form_is_shown_on_the_runs_page(staff):
     assert response["Location"] == f"/runs/{run.pk}/"
     page = staff.get(f"/runs/{run.pk}/").content.decode()
     assert 'id="faults"' in page and "orders_db latency +" in page
+    # Shaded on the throughput chart: a latency fault holds all run long.
+    assert fault_windows(page) == [{"label": "orders_db:latency:1ms", "start": 0.0, "end": None}]
+
+
+def fault_windows(page: str) -> list[dict]:
+    data = page.split('<script id="fault-windows" type="application/json">')[1]
+    return json.loads(data.split("</script>")[0])
+
+
+def test_a_runs_fault_windows_are_on_its_page_before_it_starts(staff):
+    from data_insertion.engine import SimulationConfig
+    from data_insertion.engine.faults import parse_fault
+    from data_insertion.runs.recording import create_run
+
+    config = SimulationConfig(faults=(parse_fault("users_db:lock:2s@1s"),))
+    run = create_run(config, RunSource.API)
+    page = staff.get(f"/runs/{run.pk}/").content.decode()
+    assert fault_windows(page) == [{"label": "users_db:lock:2s@1s", "start": 1.0, "end": 3.0}]
+    no_faults = create_run(SimulationConfig(), RunSource.API)
+    assert fault_windows(staff.get(f"/runs/{no_faults.pk}/").content.decode()) == []
 
 
 def test_a_bad_fault_in_the_form_is_named(staff):

@@ -55,10 +55,40 @@
     return Math.max(320, element.clientWidth - 10);
   }
 
-  function chart(element, title, unit, series, data, logarithmic) {
+  // The run's fault windows ({label, start, end}, in seconds; end null: to the run's end),
+  // shaded behind the throughput chart's lines.
+  const faultWindows = JSON.parse(document.getElementById("fault-windows").textContent);
+  function shadeFaults(u) {
+    const { left, top, width, height } = u.bbox;
+    const ctx = u.ctx;
+    let drawn = 0;
+    ctx.save();
+    ctx.fillStyle = "rgba(179, 38, 30, 0.12)";
+    ctx.font = `${Math.round(11 * devicePixelRatio)}px sans-serif`;
+    ctx.textAlign = "left"; // the axes' drawing leaves it "right"
+    ctx.textBaseline = "top";
+    for (const window_ of faultWindows) {
+      const from = Math.max(left, u.valToPos(window_.start, "x", true));
+      const to = Math.min(
+        left + width,
+        window_.end === null ? left + width : u.valToPos(window_.end, "x", true)
+      );
+      if (!(to > from)) continue;
+      ctx.fillRect(from, top, to - from, height);
+      drawn += 1;
+      ctx.fillStyle = "rgba(179, 38, 30, 0.8)";
+      ctx.fillText(window_.label, from + 4 * devicePixelRatio, top + 4 * devicePixelRatio);
+      ctx.fillStyle = "rgba(179, 38, 30, 0.12)";
+    }
+    ctx.restore();
+    u.root.parentNode.dataset.faultBands = drawn;
+  }
+
+  function chart(element, title, unit, series, data, logarithmic, hooks) {
     return new uPlot(
       {
         title: title,
+        hooks: hooks || {},
         width: width(element),
         height: 240,
         series: [{ label: "s" }, ...series],
@@ -80,7 +110,8 @@
     "rows/s",
     MODELS.map((m) => ({ label: m, stroke: COLORS[m], width: 2 })),
     [seconds, ...MODELS.map((m) => rates[m])],
-    false
+    false,
+    faultWindows.length ? { drawAxes: [shadeFaults] } : {}
   );
   const latencyCharts = MODELS.map((model) => {
     const element = document.getElementById(`latency-${model}`);
