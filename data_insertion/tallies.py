@@ -29,6 +29,7 @@ from .summary import (
     RunSummary,
     ThreadSummary,
 )
+from .topology import shardmap
 
 
 class _ThreadTally:
@@ -51,6 +52,7 @@ class ModelTally:
         model: str,
         run_started: float,
         fault_windows: Sequence[tuple[float, float]] = (),
+        sharded: bool = False,
     ) -> None:
         self.model = model
         self.run_started = run_started
@@ -63,6 +65,8 @@ class ModelTally:
         self.first_started: float | None = None
         self.last_finished: float | None = None
         self.counts = Counter()
+        # Rows committed in each database, for a sharded model only (its progress per database)
+        self.committed_by_database: Counter[str] | None = Counter() if sharded else None
         self.histogram = LatencyHistogram()
         self.threads: dict[str, _ThreadTally] = {}
         self.reasons: Counter[tuple[str, str, str]] = Counter()
@@ -78,7 +82,7 @@ class ModelTally:
         finished = time.perf_counter()
         bucket = int((finished - self.run_started) / TIMELINE_RESOLUTION_SECONDS)
         counts, record_latency, threads = self.counts, self.histogram.record, self.threads
-        windows = self.fault_windows
+        windows, by_database = self.fault_windows, self.committed_by_database
         inserted, rejected = Status.INSERTED, Status.REJECTED  # an enum lookup costs 55 ns
         with self._lock:
             if self.last_finished is None or finished > self.last_finished:
@@ -103,6 +107,8 @@ class ModelTally:
                     thread.inserted += 1
                     self.inserted_pks.append(result.pk)
                     self.timeline[bucket] += 1
+                    if by_database is not None:  # persistence._saved set the instance's alias
+                        by_database[result.instance._state.db] += 1
                     keep = self.inserted_records_kept < INSERTED_RECORDS_KEPT
                     self.inserted_records_kept += keep
                 else:
@@ -128,13 +134,14 @@ class ModelTally:
                         )
                     )
 
-    def progress(self) -> tuple[dict[str, int], LatencyHistogram]:
-        """The counts so far and a copy of the latency histogram, read together under the lock
-        (the progress sampler's view of a run that goes on)."""
+    def progress(self) -> tuple[dict[str, int], LatencyHistogram, dict[str, int]]:
+        """The counts so far, a copy of the latency histogram and the rows committed in each
+        database (empty unless sharded), read together under the lock (the progress sampler's
+        view of a run that goes on)."""
         histogram = LatencyHistogram()
         with self._lock:
             histogram.merge(self.histogram)
-            return dict(self.counts), histogram
+            return dict(self.counts), histogram, dict(self.committed_by_database or {})
 
     def _count_in_fault_windows(
         self, result: InsertionResult, started: float, finished: float
@@ -161,6 +168,8 @@ class ModelTally:
                     self.last_finished or other.last_finished, other.last_finished
                 )
             self.counts.update(other.counts)
+            if self.committed_by_database is not None and other.committed_by_database:
+                self.committed_by_database.update(other.committed_by_database)
             self.retried += other.retried
             self.failed_fast += other.failed_fast
             for mine, theirs in zip(self.fault_touched, other.fault_touched, strict=True):
@@ -198,6 +207,7 @@ class RunTally:
                 model,
                 run_started,
                 [(f.start, f.end) if model in f.models() else None for f in self.faults],
+                sharded=shardmap.layout(model) is not None,
             )
             for model in MODELS
         }
@@ -356,11 +366,11 @@ def _database_rows(found: dict[str, int], wall_seconds: float) -> list[DatabaseR
             rows=rows,
             rows_per_second=round(rows / wall_seconds, 1) if wall_seconds > 0 else 0.0,
         )
-        for alias, rows in sorted(found.items(), key=lambda item: _alias_order(item[0]))
+        for alias, rows in sorted(found.items(), key=lambda item: alias_order(item[0]))
     ]
 
 
-def _alias_order(alias: str) -> tuple[str, int]:
+def alias_order(alias: str) -> tuple[str, int]:
     base, _, number = alias.rpartition("_")
     return (base, int(number)) if number.isdigit() else (alias, -1)
 

@@ -4,13 +4,15 @@ comparison. Set DS_SCREENSHOT_DIR to keep the screenshots (the README's comes fr
 
 import io
 import os
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import User as Account
 from django.core.management import call_command
 
-from data_insertion.runs.models import Run, RunSource
+from data_insertion.engine.faults import parse_fault
+from data_insertion.runs.models import Run, RunSource, RunStatus
 from tests.conftest import all_databases
 
 pytestmark = all_databases
@@ -97,3 +99,15 @@ def test_log_in_start_a_run_watch_it_live_and_compare_it(page, live_server, scre
     assert page.locator("table.comparison tbody tr").count() == 12
     assert f"run {baseline.pk}" in page.locator("main").inner_text()
     page.screenshot(path=screenshots / "compare.png", full_page=True)
+
+    # A run's fault windows are shaded on its throughput chart.
+    faulted = Run.objects.create(
+        source=RunSource.COMMAND,
+        status=RunStatus.COMPLETED,
+        config={**baseline.config, "faults": [asdict(parse_fault("users_db:lock:2s@1.5s"))]},
+    )
+    for snapshot in baseline.snapshots.all():
+        faulted.snapshots.create(sequence=snapshot.sequence, data=snapshot.data)
+    page.goto(f"{live_server.url}/runs/{faulted.pk}/")
+    page.wait_for_selector("#throughput-chart[data-fault-bands='1']", timeout=WAIT_MS)
+    page.locator("#throughput-chart").screenshot(path=screenshots / "run-faults.png")

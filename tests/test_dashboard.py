@@ -94,6 +94,26 @@ def test_a_fault_from_the_form_is_shown_on_the_runs_page(staff):
     assert response["Location"] == f"/runs/{run.pk}/"
     page = staff.get(f"/runs/{run.pk}/").content.decode()
     assert 'id="faults"' in page and "orders_db latency +" in page
+    # Shaded on the throughput chart: a latency fault holds all run long.
+    assert fault_windows(page) == [{"label": "orders_db:latency:1ms", "start": 0.0, "end": None}]
+
+
+def fault_windows(page: str) -> list[dict]:
+    data = page.split('<script id="fault-windows" type="application/json">')[1]
+    return json.loads(data.split("</script>")[0])
+
+
+def test_a_runs_fault_windows_are_on_its_page_before_it_starts(staff):
+    from data_insertion.engine import SimulationConfig
+    from data_insertion.engine.faults import parse_fault
+    from data_insertion.runs.recording import create_run
+
+    config = SimulationConfig(faults=(parse_fault("users_db:lock:2s@1s"),))
+    run = create_run(config, RunSource.API)
+    page = staff.get(f"/runs/{run.pk}/").content.decode()
+    assert fault_windows(page) == [{"label": "users_db:lock:2s@1s", "start": 1.0, "end": 3.0}]
+    no_faults = create_run(SimulationConfig(), RunSource.API)
+    assert fault_windows(staff.get(f"/runs/{no_faults.pk}/").content.decode()) == []
 
 
 def test_a_bad_fault_in_the_form_is_named(staff):
@@ -152,3 +172,109 @@ def test_pages_show_no_secret(staff, monkeypatch):
         content = staff.get(path).content.decode()
         assert "do-not-show-me" not in content
         assert "django-insecure" not in content
+
+
+SHARDED_RUN_PAGE = """
+import io, json
+from django.contrib.auth.models import User as Account
+from django.core.management import call_command
+from django.test import Client
+from data_insertion.housekeeping import migrate_databases
+from data_insertion.models import User
+from data_insertion.runs.models import Run
+from data_insertion.topology import shardmap
+
+migrate_databases()
+call_command("insert_data", records=300, threads=4, invalid_ratio=0, verbosity=0,
+             stdout=io.StringIO())
+run = Run.objects.order_by("-pk").first()
+client = Client()
+client.force_login(Account.objects.create_user("staff", password="a-long-pw", is_staff=True))
+page = client.get(f"/runs/{run.pk}/").content.decode()
+snapshots = json.loads(page.split('<script id="snapshots" type="application/json">')[1]
+                       .split("</script>")[0])
+api = Client(headers={"Authorization": "Bearer sharded-page"}).get(f"/api/runs/{run.pk}").json()
+print(json.dumps({
+    "charts": 'id="database-charts"' in page,
+    "last": {m["model"]: m["databases"] for m in snapshots[-1]["models"]},
+    "api": {m["model"]: m["databases"] for m in api["progress"]["models"]},
+    "users": sum(User.objects.using(alias).count() for alias in shardmap.layout("user").aliases),
+}))
+"""
+
+
+@pytest.mark.django_db(databases=[])
+def test_a_sharded_models_page_has_its_throughput_per_database(tmp_path):
+    """Users over two databases (a process of its own: settings read USERS_SHARDS at start):
+    the run's snapshots, in its page and the API, give each database's rows and rows/s."""
+    from tests.processes import manage
+
+    result = manage(
+        tmp_path,
+        "shell",
+        "--command",
+        SHARDED_RUN_PAGE,
+        env={
+            "USERS_SHARDS": "2",
+            "DS_API_TOKEN": "sharded-page",
+            "DJANGO_ALLOWED_HOSTS": "testserver",
+        },
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["charts"]
+    users = seen["last"]["user"]
+    assert [database["database"] for database in users] == ["users_db_0", "users_db_1"]
+    assert all(database["committed"] > 0 for database in users)
+    assert sum(database["committed"] for database in users) == seen["users"] == 300
+    assert all("rows_per_second" in database for database in users)
+    # The models in one database have no per-database series.
+    assert seen["last"]["product"] == seen["last"]["order"] == []
+    assert seen["api"] == seen["last"]
+
+
+def test_a_running_run_silent_for_long_is_shown_lost_everywhere(staff, monkeypatch):
+    """A command-line run killed with SIGKILL never records its end: once its heartbeat (its
+    latest snapshot) is old, the list, its page, `runs` and the API say it is lost."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    long_ago = timezone.now() - timedelta(minutes=5)
+    config = {"threads": 2, "records": 10}
+    lost = Run.objects.create(
+        source=RunSource.COMMAND,
+        config=config,
+        status=RunStatus.RUNNING,
+        started_at=long_ago,
+        heartbeat_at=long_ago,
+    )
+    alive = Run.objects.create(
+        source=RunSource.COMMAND,
+        config=config,
+        status=RunStatus.RUNNING,
+        started_at=long_ago,
+        heartbeat_at=timezone.now(),
+    )
+    rows = staff.get("/").content.decode().split("<tr>")
+    lost_row = next(row for row in rows if f'href="/runs/{lost.pk}/"' in row)
+    alive_row = next(row for row in rows if f'href="/runs/{alive.pk}/"' in row)
+    assert ">lost</span>" in lost_row and ">running</span>" in alive_row
+    page = staff.get(f"/runs/{lost.pk}/").content.decode()
+    assert 'id="run-status">lost<' in page and 'id="lost"' in page
+    assert 'id="lost"' not in staff.get(f"/runs/{alive.pk}/").content.decode()
+    listing = io.StringIO()
+    call_command("runs", stdout=listing)
+    lines = {int(line.split()[0]): line.split()[1] for line in listing.getvalue().splitlines()[1:]}
+    assert lines == {lost.pk: "lost", alive.pk: "running"}
+    monkeypatch.setenv("DS_API_TOKEN", "lost-runs")
+    api = Client(headers={"Authorization": "Bearer lost-runs"})
+    assert api.get(f"/api/runs/{lost.pk}").json()["lost"] is True
+    listed = {run["id"]: run["lost"] for run in api.get("/api/runs").json()["items"]}
+    assert listed == {lost.pk: True, alive.pk: False}
+
+
+def test_a_recorded_run_beats_at_each_snapshot():
+    run = recorded_run(records=20, threads=1)
+    assert run.heartbeat_at is not None and run.heartbeat_at >= run.started_at
+    assert not run.lost

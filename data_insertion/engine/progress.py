@@ -14,11 +14,20 @@ from dataclasses import dataclass
 
 from ..histogram import LatencyHistogram
 from ..results import Status
-from ..tallies import RunTally
+from ..tallies import RunTally, alias_order
 from ..topology import MODEL_DATABASES
 from .workers import start_thread
 
 PROGRESS_INTERVAL_SECONDS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class DatabaseProgress:
+    """One database of a sharded model: its rows committed so far and in the interval."""
+
+    database: str
+    committed: int
+    rows_per_second: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +42,8 @@ class ModelProgress:
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    # per database, for a model sharded over several (none otherwise)
+    databases: tuple[DatabaseProgress, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,16 +64,16 @@ class ProgressSampler:
         self.run_started = run_started
         self.sequence = 0
         self.previous_time = run_started
-        self.previous = {model: (0, LatencyHistogram()) for model in tally.models}
+        self.previous = {model: (0, LatencyHistogram(), {}) for model in tally.models}
 
     def sample(self) -> ProgressSnapshot:
         now = time.perf_counter()
         interval = max(now - self.previous_time, 1e-9)
         models = []
         for model, model_tally in self.tally.models.items():
-            counts, histogram = model_tally.progress()
+            counts, histogram, by_database = model_tally.progress()
             committed = counts.get(Status.INSERTED, 0)
-            previous_committed, previous_histogram = self.previous[model]
+            previous_committed, previous_histogram, previous_by_database = self.previous[model]
             in_interval = histogram.since(previous_histogram)
             models.append(
                 ModelProgress(
@@ -75,9 +86,10 @@ class ProgressSampler:
                     p50_ms=_ms(in_interval.percentile(50)),
                     p95_ms=_ms(in_interval.percentile(95)),
                     p99_ms=_ms(in_interval.percentile(99)),
+                    databases=_per_database(by_database, previous_by_database, interval),
                 )
             )
-            self.previous[model] = (committed, histogram)
+            self.previous[model] = (committed, histogram, by_database)
         self.previous_time = now
         self.sequence += 1
         return ProgressSnapshot(
@@ -113,6 +125,21 @@ def sampling_progress(
         finished.set()
         thread.join()
         on_progress(sampler.sample())
+
+
+def _per_database(
+    committed: dict[str, int], previous: dict[str, int], interval: float
+) -> tuple[DatabaseProgress, ...]:
+    if len(committed) < 2:
+        return ()
+    return tuple(
+        DatabaseProgress(
+            database=alias,
+            committed=rows,
+            rows_per_second=round((rows - previous.get(alias, 0)) / interval, 1),
+        )
+        for alias, rows in sorted(committed.items(), key=lambda item: alias_order(item[0]))
+    )
 
 
 def _ms(seconds: float) -> float:

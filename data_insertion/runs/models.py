@@ -1,6 +1,9 @@
 """Bookkeeping in the default database: runs, their progress snapshots, and API tokens."""
 
+from datetime import timedelta
+
 from django.db import models
+from django.utils import timezone
 
 
 class RunStatus(models.TextChoices):
@@ -12,6 +15,10 @@ class RunStatus(models.TextChoices):
 
 
 FINISHED_STATUSES = frozenset({RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.INTERRUPTED})
+
+# A running run whose last sign of life (its start, its latest snapshot, one a second) is
+# older than this is shown as lost: its process was killed (SIGKILL, a power cut) unrecorded.
+LOST_AFTER = timedelta(seconds=10)
 
 
 class RunSource(models.TextChoices):
@@ -30,6 +37,8 @@ class Run(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True)
     finished_at = models.DateTimeField(null=True)
+    # when the run last showed it was alive: its start, then each progress snapshot
+    heartbeat_at = models.DateTimeField(null=True)
     # the engine's own id, as the console, the JSON and the PDF show it
     engine_run_id = models.CharField(max_length=32, blank=True)
     stop_requested = models.BooleanField(default=False)
@@ -53,6 +62,17 @@ class Run(models.Model):
     @property
     def finished(self) -> bool:
         return self.status in FINISHED_STATUSES
+
+    @property
+    def lost(self) -> bool:
+        """Recorded as running, but silent for longer than LOST_AFTER: it will never end."""
+        last_seen = self.heartbeat_at or self.started_at or self.created_at
+        return self.status == RunStatus.RUNNING and timezone.now() - last_seen > LOST_AFTER
+
+    @property
+    def shown_status(self) -> str:
+        """The status as the dashboard and `runs` show it: "lost" for a lost run."""
+        return "lost" if self.lost else self.status
 
 
 class RunSnapshot(models.Model):

@@ -55,7 +55,9 @@ class RunRecorder:
         data = asdict(snapshot)
         try:
             with transaction.atomic():
-                Run.objects.filter(pk=self.run.pk).update(progress=data)
+                Run.objects.filter(pk=self.run.pk).update(
+                    progress=data, heartbeat_at=timezone.now()
+                )
                 if snapshot.sequence % self.keep_every == 0:
                     RunSnapshot.objects.create(run=self.run, sequence=snapshot.sequence, data=data)
                     self.stored += 1
@@ -91,9 +93,9 @@ def record_run(
     stop = stop or threading.Event()
     run = run or create_run(config, source)
     run.status = RunStatus.RUNNING
-    run.started_at = timezone.now()
+    run.started_at = run.heartbeat_at = timezone.now()
     run.environment = _environment()
-    run.save(update_fields=["status", "started_at", "environment"])
+    run.save(update_fields=["status", "started_at", "heartbeat_at", "environment"])
     if Run.objects.filter(pk=run.pk, stop_requested=True).exists():
         stop.set()
     recorder = RunRecorder(run, stop)

@@ -46,6 +46,12 @@ class RunOptions(Schema):
         return SimulationConfig(**options)
 
 
+class DatabaseProgressOut(Schema):
+    database: str
+    committed: int
+    rows_per_second: float = Field(description="in the interval since the previous snapshot")
+
+
 class ModelProgressOut(Schema):
     model: str
     database: str
@@ -56,6 +62,10 @@ class ModelProgressOut(Schema):
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    databases: list[DatabaseProgressOut] = Field(
+        default_factory=list,
+        description="per database of a model sharded over several; empty otherwise",
+    )
 
 
 class SnapshotOut(Schema):
@@ -67,6 +77,10 @@ class SnapshotOut(Schema):
 class RunOut(Schema):
     id: int
     status: str = Field(description="queued, running, completed, failed or interrupted")
+    lost: bool = Field(
+        description="running, but no snapshot for over 10 s: its process died unrecorded"
+    )
+    heartbeat_at: datetime | None = Field(description="its start, then its latest snapshot")
     source: str = Field(description="command, dashboard or api")
     config: dict[str, Any]
     created_at: datetime

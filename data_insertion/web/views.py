@@ -1,6 +1,8 @@
 """The dashboard, for staff accounts: the runs, a run's live page, starting and stopping runs,
 and comparing two. Views parse, call the runs app, render."""
 
+import math
+
 from django.contrib.admin.views.decorators import staff_member_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -10,7 +12,8 @@ from django.views.decorators.http import require_POST
 from ..report import render_pdf
 from ..runs.comparison import compare_summaries
 from ..runs.models import Run, RunSource
-from ..runs.recording import request_stop, start_run, summary_of
+from ..runs.recording import request_stop, run_config, start_run, summary_of
+from ..summary import RunSummary
 from ..topology import MODEL_DATABASES
 from .events import event_stream_response
 from .forms import CompareForm, StartRunForm
@@ -52,17 +55,35 @@ def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
         SnapshotOut.model_validate(snapshot.data).model_dump(mode="json")
         for snapshot in run.snapshots.all()
     ]
+    summary = summary_of(run)
     return render(
         request,
         "web/run.html",
         {
             "run": run,
-            "summary": summary_of(run),
+            "summary": summary,
             "snapshots": snapshots,
+            "fault_windows": _fault_windows(run, summary),
             "last_sequence": snapshots[-1]["sequence"] if snapshots else 0,
             "progress_rows": run.progress["models"] if run.progress else _no_progress(),
         },
     )
+
+
+def _fault_windows(run: Run, summary: RunSummary | None) -> list[dict]:
+    """The run's faults as bands for the throughput chart, in seconds from its start (`end`
+    None: all run long): as they were applied once finished, as planned before."""
+    if summary is not None:
+        return [
+            {"label": fault.spec, "start": fault.start_seconds, "end": fault.end_seconds}
+            for fault in summary.faults
+            if fault.error is None
+        ]
+    windows = []
+    for fault in run_config(run).faults:
+        end = None if math.isinf(fault.end) else fault.end
+        windows.append({"label": fault.spec, "start": fault.start, "end": end})
+    return windows
 
 
 def _no_progress() -> list[dict]:

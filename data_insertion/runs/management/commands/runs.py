@@ -10,7 +10,17 @@ from data_insertion.report import render_pdf
 from data_insertion.runs.models import Run
 from data_insertion.runs.recording import summary_of
 
-LIST_FIELDS = ("id", "status", "source", "created_at", "config", "rows_per_second", "p95_ms")
+LIST_FIELDS = (
+    "id",
+    "status",
+    "source",
+    "created_at",
+    "started_at",
+    "heartbeat_at",
+    "config",
+    "rows_per_second",
+    "p95_ms",
+)
 
 
 class Command(OneLineErrorCommand):
@@ -75,7 +85,7 @@ def run_line(run: Run) -> str:
     p95 = f"{run.p95_ms:,.2f}" if run.p95_ms is not None else "-"
     verdict = {True: "PASS", False: "FAIL", None: "-"}[run.passed]
     return (
-        f"{run.pk:>5}  {run.status:<11}  {run.source:<9}  "
+        f"{run.pk:>5}  {run.shown_status:<11}  {run.source:<9}  "
         f"{run.created_at:%Y-%m-%d %H:%M:%S}  {run.config['threads']:>7,}  "
         f"{run.config['records']:>10,}  {rows_per_second:>9}  {p95:>8}  {verdict}"
     )
