@@ -1,6 +1,7 @@
 """manage.py in a subprocess, as a user runs it: the project's own settings, every file in a
 temporary data directory."""
 
+import json
 import os
 import subprocess
 import sys
@@ -38,3 +39,18 @@ def start(data_dir: Path, *args: str, env: dict[str, str] | None = None) -> subp
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def shell_json(data_dir: Path, code: str, **env: str) -> dict:
+    """Run `code` in `manage.py shell` in a process of its own (settings read at start, so
+    USERS_SHARDS and the like apply), with the test client's host allowed too; the JSON object
+    it prints last."""
+    result = manage(
+        data_dir,
+        "shell",
+        "--command",
+        code,
+        env={"DJANGO_ALLOWED_HOSTS": "localhost,127.0.0.1,testserver", **env},
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])

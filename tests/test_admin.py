@@ -1,6 +1,5 @@
 """The admin reads and writes each model in its own database, through the router."""
 
-import json
 from pathlib import Path
 
 import django.contrib.admin
@@ -11,7 +10,7 @@ from django.core.management import call_command
 from data_insertion.models import Order, Product, User
 from data_insertion.services import insert_user
 from tests.conftest import all_databases
-from tests.processes import manage
+from tests.processes import shell_json
 
 pytestmark = all_databases
 
@@ -156,9 +155,7 @@ print(json.dumps({
 @pytest.mark.django_db(databases=[])
 def test_a_sharded_models_list_gathers_every_database_and_saves_where_the_shard_maps(tmp_path):
     """Users over two databases (a process of their own: settings read USERS_SHARDS at start)."""
-    result = manage(tmp_path, "shell", "--command", SHARDED_ADMIN, env={"USERS_SHARDS": "2"})
-    assert result.returncode == 0, result.stderr
-    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    seen = shell_json(tmp_path, SHARDED_ADMIN, USERS_SHARDS="2")
     assert seen["added"] == [302] * 12
     assert seen["misplaced"] == [] and all(seen["per_database"].values())
     assert "12 users across 2 databases" in seen["list"]

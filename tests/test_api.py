@@ -245,21 +245,9 @@ print(json.dumps({
 @pytest.mark.django_db(databases=[])
 def test_the_records_of_a_sharded_model_are_listed_across_its_databases(tmp_path):
     """Users over two databases (a process of its own: settings read USERS_SHARDS at start)."""
-    from tests.processes import manage
+    from tests.processes import shell_json
 
-    result = manage(
-        tmp_path,
-        "shell",
-        "--command",
-        SHARDED_LISTS,
-        env={
-            "USERS_SHARDS": "2",
-            "DS_API_TOKEN": "sharded-lists",
-            "DJANGO_ALLOWED_HOSTS": "testserver",
-        },
-    )
-    assert result.returncode == 0, result.stderr
-    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    seen = shell_json(tmp_path, SHARDED_LISTS, USERS_SHARDS="2", DS_API_TOKEN="sharded-lists")
     assert all(seen["per_database"]) and sum(seen["per_database"]) == 300
     assert seen["count"] == 300
     assert seen["listed"] == seen["stored"]  # every user once, in id order, over the pages

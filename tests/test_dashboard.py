@@ -207,21 +207,9 @@ print(json.dumps({
 def test_a_sharded_models_page_has_its_throughput_per_database(tmp_path):
     """Users over two databases (a process of its own: settings read USERS_SHARDS at start):
     the run's snapshots, in its page and the API, give each database's rows and rows/s."""
-    from tests.processes import manage
+    from tests.processes import shell_json
 
-    result = manage(
-        tmp_path,
-        "shell",
-        "--command",
-        SHARDED_RUN_PAGE,
-        env={
-            "USERS_SHARDS": "2",
-            "DS_API_TOKEN": "sharded-page",
-            "DJANGO_ALLOWED_HOSTS": "testserver",
-        },
-    )
-    assert result.returncode == 0, result.stderr
-    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    seen = shell_json(tmp_path, SHARDED_RUN_PAGE, USERS_SHARDS="2", DS_API_TOKEN="sharded-page")
     assert seen["charts"]
     users = seen["last"]["user"]
     assert [database["database"] for database in users] == ["users_db_0", "users_db_1"]

@@ -192,17 +192,23 @@ def created_on_server(on, name: str, table: str, start: datetime, end: datetime)
     )[0][0]
 
 
-def test_a_lock_on_postgresql_holds_its_table_for_the_window_and_nothing_fails(postgres, tmp_path):
+def run_on_postgres(postgres, tmp_path: Path, spec: str, records: int):
+    """insert_data with every model on PostgreSQL and `spec` injected: the deployment, the
+    finished process and its JSON summary."""
     deployment = Deployment(tmp_path)
     for alias in ("users_db", "products_db", "orders_db"):
         deployment.place(alias, postgres)
-    spec = "users_db:lock:1500ms@300ms"
     finished = deployment.manage(
-        "insert_data", "--threads", "10", "--records", "4000", "--fault", spec,
+        "insert_data", "--threads", "10", "--records", str(records), "--fault", spec,
         "--json", str(tmp_path / "r.json"), "-v", "0",
     )  # fmt: skip
+    return deployment, finished, json.loads((tmp_path / "r.json").read_text())
+
+
+def test_a_lock_on_postgresql_holds_its_table_for_the_window_and_nothing_fails(postgres, tmp_path):
+    spec = "users_db:lock:1500ms@300ms"
+    _, finished, document = run_on_postgres(postgres, tmp_path, spec, 4000)
     assert finished.returncode == 0, finished.stderr
-    document = json.loads((tmp_path / "r.json").read_text())
     summary = document["summary"]
     # On a server a row's created_at is stamped before its INSERT waits for the table, so the
     # window shows in the waits: the users in flight were held until the lock went.
@@ -217,17 +223,10 @@ def test_a_lock_on_postgresql_holds_its_table_for_the_window_and_nothing_fails(p
 def test_postgresql_down_cuts_its_connections_and_every_record_still_gets_a_verdict(
     postgres, tmp_path
 ):
-    deployment = Deployment(tmp_path)
-    for alias in ("users_db", "products_db", "orders_db"):
-        deployment.place(alias, postgres)
     spec = "products_db:down:1500ms@300ms"
-    finished = deployment.manage(
-        "insert_data", "--threads", "10", "--records", "3000", "--fault", spec,
-        "--json", str(tmp_path / "r.json"), "-v", "0",
-    )  # fmt: skip
+    deployment, finished, document = run_on_postgres(postgres, tmp_path, spec, 3000)
     assert finished.returncode in (0, 1), finished.stderr
     assert "Traceback" not in finished.stderr
-    document = json.loads((tmp_path / "r.json").read_text())
     start, end = window(document, spec)
     on, name = deployment.databases["products_db"]
     assert created_on_server(on, name, "data_insertion_product", start, end) == 0
