@@ -126,7 +126,7 @@ def events(request: HttpRequest, run_id: int):
 def summary_json(request: HttpRequest, run_id: int):
     run = get_object_or_404(Run, pk=run_id)
     if run.summary is None:
-        return Status(409, {"detail": f"run {run.pk} is {run.status}: it has no summary"})
+        return _no_summary(run)
     return JsonResponse(run.summary, json_dumps_params={"ensure_ascii": False})
 
 
@@ -139,7 +139,7 @@ def report_pdf(request: HttpRequest, run_id: int):
     run = get_object_or_404(Run, pk=run_id)
     summary = summary_of(run)
     if summary is None:
-        return Status(409, {"detail": f"run {run.pk} is {run.status}: it has no summary"})
+        return _no_summary(run)
     response = HttpResponse(render_pdf(summary), content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="run-{run.pk}.pdf"'
     return response
@@ -165,3 +165,8 @@ def orders(request: HttpRequest):
 
 api.add_router("", runs)
 api.add_router("", records)
+
+
+def _no_summary(run: Run) -> Status:
+    """409: the run has not finished, so there is nothing to render yet."""
+    return Status(409, {"detail": f"run {run.pk} is {run.status}: it has no summary"})
