@@ -55,6 +55,26 @@ class LatencyHistogram:
         interval.maximum = self.maximum
         return interval
 
+    def to_wire(self) -> dict:
+        """A JSON form another process or machine adds up (from_wire, then merge)."""
+        return {
+            "buckets": [[index, count] for index, count in self.buckets.items()],
+            "count": self.count,
+            "total": self.total,
+            "minimum": None if self.count == 0 else self.minimum,
+            "maximum": self.maximum,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict) -> "LatencyHistogram":
+        histogram = cls()
+        histogram.buckets = {index: count for index, count in data["buckets"]}
+        histogram.count = data["count"]
+        histogram.total = data["total"]
+        histogram.minimum = math.inf if data["minimum"] is None else data["minimum"]
+        histogram.maximum = data["maximum"]
+        return histogram
+
     @property
     def mean(self) -> float:
         return self.total / self.count if self.count else 0.0

@@ -54,6 +54,10 @@ class User(models.Model):
     email_normalized = models.CharField(
         max_length=NORMALIZED_EMAIL_MAX_LENGTH, db_index=True, editable=False
     )
+    # A run spread over processes or machines gives each record a deterministic identity
+    # (engine/identity.py) so that a slice run twice skips what it committed the first time.
+    # A plain index: the check is the service's, inside the insert's transaction.
+    record_key = models.BigIntegerField(null=True, blank=True, db_index=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -75,6 +79,10 @@ class Product(models.Model):
         decimal_places=2,
         validators=[MinValueValidator(PRICE_MIN), MaxValueValidator(PRICE_MAX)],
     )
+    # A run spread over processes or machines gives each record a deterministic identity
+    # (engine/identity.py) so that a slice run twice skips what it committed the first time.
+    # A plain index: the check is the service's, inside the insert's transaction.
+    record_key = models.BigIntegerField(null=True, blank=True, db_index=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -91,6 +99,10 @@ class Order(models.Model):
     quantity = models.IntegerField(
         validators=[MinValueValidator(QUANTITY_MIN), MaxValueValidator(QUANTITY_MAX)]
     )
+    # A run spread over processes or machines gives each record a deterministic identity
+    # (engine/identity.py) so that a slice run twice skips what it committed the first time.
+    # A plain index: the check is the service's, inside the insert's transaction.
+    record_key = models.BigIntegerField(null=True, blank=True, db_index=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -90,7 +90,7 @@ def _row_params(instances: list[Model], plan: _InsertPlan, connection) -> list:
     return params
 
 
-def _saved(instance: Model, pk: int, alias: str) -> None:
+def mark_saved(instance: Model, pk: int, alias: str) -> None:
     instance.pk = pk
     instance._state.adding = False
     instance._state.db = alias
@@ -120,7 +120,7 @@ def insert_rows(instances: list[Model], alias: str) -> None:
             )
             # Rows come back in insertion order on every backend Django trusts with this.
             for instance, (pk,) in zip(chunk, cursor.fetchall(), strict=True):
-                _saved(instance, pk, alias)
+                mark_saved(instance, pk, alias)
 
 
 def _insert_with_ids(instances: list[Model], alias: str) -> None:
@@ -137,7 +137,7 @@ def _insert_with_ids(instances: list[Model], alias: str) -> None:
                 _row_params(chunk, plan, connection),
             )
             for instance in chunk:
-                _saved(instance, instance.pk, alias)
+                mark_saved(instance, instance.pk, alias)
 
 
 def assign_ids(instances: list[Model], logical_shards: list[int], alias: str) -> None:
@@ -169,7 +169,7 @@ def _insert_one(instance: Model, plan: _InsertPlan, cursor, connection, alias: s
         cursor.execute(plan.head + plan.row, params)
         meta = instance._meta
         pk = connection.ops.last_insert_id(cursor, meta.db_table, meta.pk.column)
-    _saved(instance, pk, alias)
+    mark_saved(instance, pk, alias)
 
 
 @cache

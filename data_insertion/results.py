@@ -46,6 +46,8 @@ class InsertionResult(NamedTuple):
     instance: Any = None
     # Failed at once because its database's circuit breaker was open.
     failed_fast: bool = False
+    # Inserted by an earlier attempt of its slice, found by its identity (identity.py).
+    found_committed: bool = False
 
     @property
     def values(self) -> dict[str, str]:

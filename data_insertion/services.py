@@ -24,8 +24,9 @@ from typing import Any
 from django.db import DatabaseError, OperationalError
 from django.db.models import Model
 
+from .identity import slice_lock_key
 from .models import Order, Product, User
-from .persistence import assign_ids, existing_ids, existing_rows, insert_rows
+from .persistence import assign_ids, existing_ids, existing_rows, insert_rows, mark_saved
 from .results import InsertionResult, Status
 from .topology import backend, database_for, database_for_model, is_transient, shardmap
 from .topology.breakers import CircuitOpen
@@ -131,12 +132,15 @@ def commit_records(records: Sequence[PreparedRecord]) -> list[InsertionResult]:
                 attempts=1 if record.errors else attempts,
                 instance=record.instance,
                 failed_fast=status is failed and i in failed_fast,
+                found_committed=errors is ALREADY_COMMITTED,
             )
         )
     return results
 
 
 Verdicts = dict[int, tuple[Status, dict[str, list[str]]]]
+# The verdict of a record an earlier attempt of its slice committed (identity.py).
+ALREADY_COMMITTED: dict[str, list[str]] = {}
 NONE_FAILED_FAST: frozenset[int] = frozenset()
 
 
@@ -155,6 +159,9 @@ def _commit_to(
     instances = [records[i].instance for i in positions]
     check = _CHECKS.get(records[positions[0]].model)
     lock_keys = _lock_keys(instances)
+    keyed = instances[0].record_key is not None
+    if keyed:
+        lock_keys = sorted({*lock_keys, *(slice_lock_key(i.record_key) for i in instances)})
     shards: list[int] = []
     if layout is not None:
         shards = [shardmap.logical_shard_of(instance) for instance in instances]
@@ -170,9 +177,13 @@ def _commit_to(
             with database.write_transaction(lock_keys):
                 if layout is not None:
                     shardmap.confirm(layout)
-                if check is not None:
-                    for i, errors in check([records[i] for i in positions], alias).items():
-                        outcome[positions[i]] = (Status.REJECTED, errors)
+                pending = positions
+                if keyed:
+                    outcome.update(_found_committed(records, positions, alias))
+                    pending = [i for i in positions if i not in outcome]
+                if check is not None and pending:
+                    for n, errors in check([records[i] for i in pending], alias).items():
+                        outcome[pending[n]] = (Status.REJECTED, errors)
                 to_insert = [n for n, i in enumerate(positions) if i not in outcome]
                 if layout is not None and to_insert:
                     assign_ids(
@@ -296,6 +307,21 @@ def save_checked(instance: Model) -> dict[str, list[str]]:
                 _unsaved(instance)
             time.sleep(CUT_OVER_POLL_SECONDS)
             layout = shardmap.reload(model)
+
+
+def _found_committed(
+    records: Sequence[PreparedRecord], positions: list[int], alias: str
+) -> Verdicts:
+    """Records of a redone slice that an earlier attempt committed (found by their identity):
+    inserted, once, with the row they already have."""
+    instances = {records[i].instance.record_key: (i, records[i].instance) for i in positions}
+    model = type(records[positions[0]].instance)
+    verdicts: Verdicts = {}
+    for key, pk in existing_rows(model, alias, ("record_key", "id"), instances):
+        i, instance = instances[key]
+        mark_saved(instance, pk, alias)
+        verdicts[i] = (Status.INSERTED, ALREADY_COMMITTED)
+    return verdicts
 
 
 def _unsaved(instance: Model) -> None:

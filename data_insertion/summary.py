@@ -159,6 +159,59 @@ class FaultSummary:
         return sum(sum(outcomes.values()) for outcomes in self.touched.values())
 
 
+@dataclass
+class SliceAttemptSummary:
+    """One attempt at one slice of a spread run: where it ran and what became of it."""
+
+    phase: int  # 1: users and products, 2: orders
+    slice: int  # from 1
+    attempt: int
+    executor: str  # host:pid, empty when no executor took it
+    state: str  # finished, abandoned (its heartbeat stopped), queued (never taken)
+    inserted: int = 0
+    # records an earlier attempt had committed, found by their identity and counted once
+    found_committed: int = 0
+    wall_seconds: float = 0.0
+
+
+@dataclass
+class ExecutorSummary:
+    """A process or Celery worker of a spread run: the attempts it finished and their rows."""
+
+    executor: str
+    attempts: int
+    inserted: int
+    wall_seconds: float  # the time its attempts ran, added up
+    rows_per_second: float
+
+
+@dataclass
+class ScaleOutSummary:
+    """How a run was spread: over local processes or Celery workers, in slices."""
+
+    transport: str  # "processes" or "celery"
+    slices: int
+    executors: list[ExecutorSummary] = field(default_factory=list)
+    attempts: list[SliceAttemptSummary] = field(default_factory=list)
+    # slices that never finished, each with why ("phase 1 slice 3: ...")
+    unfinished: list[str] = field(default_factory=list)
+
+    @property
+    def redone(self) -> list[SliceAttemptSummary]:
+        """Attempts after the first: slices run again after an executor died."""
+        return [attempt for attempt in self.attempts if attempt.attempt > 1]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "ScaleOutSummary":
+        return cls(
+            transport=data["transport"],
+            slices=data["slices"],
+            executors=[ExecutorSummary(**e) for e in data.get("executors", [])],
+            attempts=[SliceAttemptSummary(**a) for a in data.get("attempts", [])],
+            unfinished=data.get("unfinished", []),
+        )
+
+
 @dataclass(frozen=True)
 class Problem:
     message: str
@@ -178,6 +231,8 @@ class RunSummary:
     # the console or --details could not be written (the run itself went on)
     output_error: str | None = None
     faults: list[FaultSummary] = field(default_factory=list)
+    # a run spread over processes or Celery workers (None: one process)
+    scale_out: ScaleOutSummary | None = None
 
     @property
     def failed(self) -> int:
@@ -200,6 +255,8 @@ class RunSummary:
         for fault in self.faults:
             if fault.error:
                 problems.append(Problem(f"fault {fault.spec} was not injected: {fault.error}", 1))
+        for unfinished in self.scale_out.unfinished if self.scale_out else ():
+            problems.append(Problem(f"{unfinished}", 1))
         if self.output_error:
             problems.append(
                 Problem(f"the run's output could not be written ({self.output_error})", 1)
@@ -277,4 +334,7 @@ class RunSummary:
             interrupted=data.get("interrupted", False),
             output_error=data.get("output_error"),
             faults=[FaultSummary(**fault) for fault in data.get("faults", [])],
+            scale_out=(
+                ScaleOutSummary.from_dict(data["scale_out"]) if data.get("scale_out") else None
+            ),
         )

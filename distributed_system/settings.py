@@ -168,3 +168,17 @@ STATIC_URL = "static/"
 # hashed names would turn every admin page into an error until collectstatic had run.
 STATIC_ROOT = BASE_DIR / "staticfiles"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# Celery (a run's slices on workers, --celery): `celery -A distributed_system worker` reads
+# these through distributed_system/celery.py. No result backend: a slice leaves its tally in the
+# default database, which every worker shares with the run. A slice is acknowledged when it
+# ends, so the broker delivers it again if its worker dies (engine/executor.py runs a delivery
+# once); one slice at a time per worker process, as prefetching would pile slices on one.
+CELERY_BROKER_URL = os.environ.get("DS_CELERY_BROKER_URL", "").strip() or None
+CELERY_TASK_DEFAULT_QUEUE = os.environ.get("DS_CELERY_QUEUE", "").strip() or "distributed_system"
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False

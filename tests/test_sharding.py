@@ -107,7 +107,9 @@ def test_verify_data_finds_each_kind_of_misplaced_row(tmp_path):
     assert run.returncode == 0, run.stderr
     user = rows(tmp_path, "users", 0)[0]
     with sqlite3.connect(tmp_path / "users_1.db") as connection:  # a copy where it does not map
-        connection.execute("INSERT INTO data_insertion_user VALUES (?, ?, ?, ?, ?)", user)
+        connection.execute(
+            f"INSERT INTO data_insertion_user VALUES ({', '.join('?' * len(user))})", user
+        )
     other_user = rows(tmp_path, "users", 1)[-1][0]  # not the copy planted above
     with sqlite3.connect(tmp_path / "orders_0.db") as connection:  # an order away from its user
         connection.execute(

@@ -104,10 +104,10 @@ def test_a_run_cut_into_two_slices_commits_what_the_whole_run_commits():
     strategies = [commit_strategy(config, half.add_all) for half in halves]
     stop = threading.Event()
     accounts, orders = PHASES
-    for slice_, strategy in zip(config.slices(2), strategies, strict=True):
+    for slice_, strategy in zip(config.cut(2), strategies, strict=True):
         run_phase(plan, accounts, slice_, strategy, stop)
     references = find_references(RunTally.merged(halves, plan.run_started))
-    for slice_, strategy in zip(config.slices(2), strategies, strict=True):
+    for slice_, strategy in zip(config.cut(2), strategies, strict=True):
         run_phase(plan, orders, slice_, strategy, stop, references)
     merged = summarise(plan, RunTally.merged(halves, plan.run_started), rows_before, False)
     for model in MODELS:
@@ -121,8 +121,23 @@ def test_a_run_cut_into_two_slices_commits_what_the_whole_run_commits():
         assert {(r.field, r.message, r.count) for r in ours.reasons} == {
             (r.field, r.message, r.count) for r in theirs.reasons
         }
-        assert len(ours.threads) == config.threads  # each worker number ran in both slices
+        assert len(ours.threads) == 2 * config.threads  # s1-user-worker-001, s2-...
     assert merged.reconciled and merged.ok
+    # The same merge from the tallies' wire form (what processes and machines send) gives the
+    # same summary, times, histograms and kept records included.
+    over_the_wire = RunTally(plan.run_started)
+    for half in halves:
+        over_the_wire.add_wire(json.loads(json.dumps(half.to_wire())))
+    rebuilt = summarise(plan, over_the_wire, rows_before, False)
+    for model in MODELS:
+        ours, theirs = rebuilt.models[model], merged.models[model]
+        assert ours.latency_ms == theirs.latency_ms
+        assert ours.threads == theirs.threads
+        # (the later summary is a moment longer: its timeline may have more, empty, points)
+        assert ours.timeline[: len(theirs.timeline)] == theirs.timeline
+        assert ours.records == theirs.records
+        assert ours.wall_seconds == pytest.approx(theirs.wall_seconds, abs=1e-3)
+        assert (ours.inserted, ours.rows_found) == (theirs.inserted, theirs.rows_found)
 
 
 @all_databases

@@ -17,8 +17,18 @@ class SimulationConfig:
     batch_size: int | None = None
     # Faults injected into single databases during the run (engine/faults.py).
     faults: tuple[Fault, ...] = ()
+    # Spread over this many local processes, or over Celery workers (engine/scaleout.py), in
+    # `slices` slices (None: one per process; with Celery, a few per worker online).
+    processes: int = 1
+    celery: bool = False
+    slices: int | None = None
 
-    def slices(self, count: int) -> list["Slice"]:
+    @property
+    def spread(self) -> bool:
+        """Whether the run is split over several processes or machines."""
+        return self.processes > 1 or self.celery
+
+    def cut(self, count: int) -> list["Slice"]:
         """The run cut into `count` slices that together hold every record once."""
         return [Slice(number, count) for number in range(count)]
 

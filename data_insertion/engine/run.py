@@ -5,6 +5,7 @@ RunPlan every slice shares, run_phase() for one phase of one slice, feeding that
 RunTally, and summarise() for the tally of the whole (the merge of the slices' tallies).
 """
 
+import base64
 import itertools
 import math
 import platform
@@ -12,6 +13,7 @@ import sqlite3
 import threading
 import time
 import uuid
+import zlib
 from array import array
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -30,6 +32,7 @@ from ..housekeeping import (
     largest_id,
     model_class,
 )
+from ..identity import record_key
 from ..models import Product, User
 from ..results import InsertionResult, unexpected_failure
 from ..summary import FaultSummary, RunSummary
@@ -38,7 +41,7 @@ from ..topology import MODEL_DATABASES, shardmap
 from ..topology.breakers import reset_breakers
 from .committers import GroupCommits, PerRecordCommits, commit_strategy
 from .config import WHOLE_RUN, SimulationConfig, Slice
-from .faults import FaultRecord, injected
+from .faults import Fault, FaultRecord, injected
 from .progress import ProgressCallback, sampling_progress
 from .workers import run_workers, split
 
@@ -58,6 +61,37 @@ class RunPlan:
     started_at: str
     dataset: Dataset
     run_started: float  # perf_counter() when the run began: the tallies' time origin
+    wall_started: float = 0.0  # time.time() then: other processes and machines find it from it
+    # A spread run's number: its records carry their identity (identity.py); None in one process
+    run_number: int | None = None
+
+    def to_wire(self) -> dict:
+        """The plan in JSON, for the executors of a spread run (from_wire on their side)."""
+        config = asdict(self.config)
+        return {
+            "config": config,
+            "run_id": self.run_id,
+            "started_at": self.started_at,
+            "dataset": asdict(self.dataset),
+            "wall_started": self.wall_started,
+            "run_number": self.run_number,
+        }
+
+    @classmethod
+    def from_wire(cls, data: dict) -> "RunPlan":
+        """The plan as an executor sees it: the same run, its time origin on this machine's
+        clock (as far as the machines' clocks agree)."""
+        config = data["config"]
+        faults = tuple(Fault(**fault) for fault in config["faults"])
+        return cls(
+            config=SimulationConfig(**{**config, "faults": faults}),
+            run_id=data["run_id"],
+            started_at=data["started_at"],
+            dataset=Dataset(**data["dataset"]),
+            run_started=time.perf_counter() - (time.time() - data["wall_started"]),
+            wall_started=data["wall_started"],
+            run_number=data["run_number"],
+        )
 
 
 @dataclass(frozen=True)
@@ -87,6 +121,7 @@ def plan_run(config: SimulationConfig) -> RunPlan:
         started_at=datetime.now(UTC).isoformat(timespec="seconds"),
         dataset=dataset,
         run_started=time.perf_counter(),
+        wall_started=time.time(),
     )
 
 
@@ -102,6 +137,10 @@ def run_simulation(
     Setting `stop` (Ctrl-C) makes workers take no new record; records already taken are
     committed or rolled back, and the summary counts what was done and says it was interrupted.
     """
+    if config.spread:
+        from .scaleout import run_spread  # it builds on this module
+
+        return run_spread(config, stop, on_progress)
     stop = stop or threading.Event()
     reset_breakers()  # each run starts with every database's breaker closed
     if config.fresh:
@@ -149,20 +188,27 @@ def run_phase(
     strategy: PerRecordCommits | GroupCommits,
     stop: threading.Event,
     references: References | None = None,
+    ready: Callable[[], None] | None = None,
 ) -> None:
     """Insert the slice's records of `models` from plan.config.threads workers per model, all
-    released together; orders need the `references` phase 1 committed."""
+    released together; orders need the `references` phase 1 committed. `ready` is called once
+    the workers are about to start (a spread run's processes wait for each other there)."""
     config = plan.config
-    preparers = {model: _preparer(plan.dataset, model, references) for model in models}
+    preparers = {
+        model: _identified(_preparer(plan.dataset, model, references), plan.run_number, slice_)
+        for model in models
+    }
     if config.records:
         # Validating one record first compiles Django's lazy validators (the email regexes)
         # once here, instead of in every thread at once when the barrier opens.
         for prepare in preparers.values():
             prepare(0)
+    if ready is not None:
+        ready()
     with strategy.running(models):
         run_workers(
             {
-                f"{model}-worker-{number + 1:03d}": strategy.worker(
+                f"{_slice_prefix(slice_)}{model}-worker-{number + 1:03d}": strategy.worker(
                     model, _reporting_bugs(model, prepare, strategy), indexes, stop
                 )
                 for model, prepare in preparers.items()
@@ -181,6 +227,35 @@ def find_references(tally: RunTally) -> References:
         missing_user_id=largest_id(User) + MISSING_ID_OFFSET,
         missing_product_id=largest_id(Product) + MISSING_ID_OFFSET,
     )
+
+
+def references_to_wire(references: References) -> dict:
+    """References in JSON for a spread run's executors: ids as zlib-compressed 8-byte arrays."""
+    return {
+        "user_ids": _ids_to_wire(references.user_ids),
+        "product_ids": _ids_to_wire(references.product_ids),
+        "missing_user_id": references.missing_user_id,
+        "missing_product_id": references.missing_product_id,
+    }
+
+
+def references_from_wire(data: dict) -> References:
+    return References(
+        user_ids=_ids_from_wire(data["user_ids"]),
+        product_ids=_ids_from_wire(data["product_ids"]),
+        missing_user_id=data["missing_user_id"],
+        missing_product_id=data["missing_product_id"],
+    )
+
+
+def _ids_to_wire(ids: array) -> str:
+    return base64.b64encode(zlib.compress(ids.tobytes())).decode()
+
+
+def _ids_from_wire(text: str) -> array:
+    ids = array("q")
+    ids.frombytes(zlib.decompress(base64.b64decode(text)))
+    return ids
 
 
 def summarise(
@@ -271,6 +346,26 @@ def _preparer(
             references.missing_product_id,
         )
     )
+
+
+def _identified(
+    prepare: Callable[[int], services.PreparedRecord], run_number: int | None, slice_: Slice
+) -> Callable[[int], services.PreparedRecord]:
+    """Records of a spread run carry their identity, so a redone slice skips what it committed."""
+    if run_number is None:
+        return prepare
+
+    def prepare_identified(index: int) -> services.PreparedRecord:
+        record = prepare(index)
+        record.instance.record_key = record_key(run_number, slice_.number, index)
+        return record
+
+    return prepare_identified
+
+
+def _slice_prefix(slice_: Slice) -> str:
+    """Threads of a run cut into slices are named by slice too: s2-user-worker-001."""
+    return "" if slice_.count == 1 else f"s{slice_.number + 1}-"
 
 
 def _reporting_bugs(

@@ -15,6 +15,8 @@ MAX_THREADS = 1000
 MAX_RECORDS = 10_000_000
 MAX_BATCH_SIZE = 10_000
 MAX_SEED = 2**63 - 1
+MAX_PROCESSES = 64
+MAX_SLICE_COUNT = 1024
 # An output path of "-" means standard output, as in most Unix tools.
 STANDARD_OUTPUT = "-"
 
@@ -91,6 +93,45 @@ def add_fault_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_scale_out_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--processes",
+        type=bounded_int(1, MAX_PROCESSES),
+        default=1,
+        help=f"spread the run over N local processes, each with --threads threads per model, "
+        f"1..{MAX_PROCESSES} (default 1)",
+    )
+    parser.add_argument(
+        "--celery",
+        action="store_true",
+        help="spread the run over Celery workers (on any machine) through "
+        "DS_CELERY_BROKER_URL; start them with: celery -A distributed_system worker",
+    )
+    parser.add_argument(
+        "--slices",
+        type=bounded_int(1, MAX_SLICE_COUNT),
+        default=None,
+        help=f"cut the run into N slices, 1..{MAX_SLICE_COUNT:,} (default: one per process; "
+        "with --celery, two per worker process online)",
+    )
+
+
+def check_scale_out(options: dict) -> None:
+    """Refuse, in one line, a combination of options a spread run cannot honour."""
+    if options["celery"] and options["processes"] > 1:
+        raise CommandError(
+            "--celery and --processes cannot be combined: Celery workers are "
+            "the processes (start as many as you want)"
+        )
+    spread = options["celery"] or options["processes"] > 1
+    if options["slices"] is not None and not spread:
+        raise CommandError("--slices needs --processes N (N > 1) or --celery")
+    if spread and options.get("details"):
+        raise CommandError(
+            "--details streams every verdict from one process: not with --processes or --celery"
+        )
+
+
 def add_run_options(parser: argparse.ArgumentParser) -> None:
     """What a run is: the options of insert_data, simulate_insertions and generate_pdf_report."""
     add_threads_option(parser, help="worker threads per model")
@@ -120,6 +161,7 @@ def add_run_options(parser: argparse.ArgumentParser) -> None:
         "--fresh", action="store_true", help="empty the three databases before the run"
     )
     add_fault_option(parser)
+    add_scale_out_options(parser)
     parser.add_argument(
         "--json",
         metavar="PATH",
@@ -143,6 +185,9 @@ def run_config(options: dict) -> SimulationConfig:
         fresh=options["fresh"],
         batch_size=options["batch_size"],
         faults=tuple(options["fault"]),
+        processes=options.get("processes", 1),
+        celery=options.get("celery", False),
+        slices=options.get("slices"),
     )
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, OutputWrapper
 
 from ..console import record_line
+from ..engine.progress import ProgressSnapshot
 from ..results import InsertionResult, Status
 
 # At verbosity 1 the console shows this many per-record lines per model, then only the summary.
@@ -138,6 +139,15 @@ class RunOutput:
                 except OSError as error:
                     self.error = f"--details {self.details_path or '-'}: {error}"
                     raise
+            if self.show_progress:
+                self._progress()
+
+    def show_snapshot(self, snapshot: ProgressSnapshot) -> None:
+        """The progress line from the engine's snapshot: a spread run's counts, all processes
+        together (its verdicts are not handed to this process one by one)."""
+        with self.lock:
+            self.done = sum(m.committed + m.rejected + m.failed for m in snapshot.models)
+            self.failed = sum(m.failed for m in snapshot.models)
             if self.show_progress:
                 self._progress()
 

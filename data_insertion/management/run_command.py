@@ -19,7 +19,13 @@ from ..housekeeping import DatabaseUnavailable, migrate_databases
 from ..runs.models import RunSource
 from ..runs.recording import record_run
 from ..summary import INTERRUPTED_EXIT_CODE, RunSummary
-from .options import STANDARD_OUTPUT, add_run_options, check_output_path, run_config
+from .options import (
+    STANDARD_OUTPUT,
+    add_run_options,
+    check_output_path,
+    check_scale_out,
+    run_config,
+)
 from .output import RECORD_LINES_AT_VERBOSITY_1, RunOutput, write_atomically
 
 
@@ -72,6 +78,7 @@ class RunCommand(OneLineErrorCommand):
     def run(self, options: dict, details_path, machine_output) -> RunSummary:
         """Migrate, run the engine (recorded, so the dashboard and the API see it) and report
         each verdict as it comes; print the summary."""
+        check_scale_out(options)
         config = run_config(options)
         try:
             check_supported(config.faults)
@@ -91,7 +98,14 @@ class RunCommand(OneLineErrorCommand):
         )
         with output, stop_on_interrupt(stop, self.stderr):
             try:
-                summary = record_run(config, source=RunSource.COMMAND, on_result=output, stop=stop)
+                summary = record_run(
+                    config,
+                    source=RunSource.COMMAND,
+                    on_result=output,
+                    stop=stop,
+                    # A spread run's verdicts stay in its processes: progress comes by snapshot.
+                    on_progress=output.show_snapshot if config.spread else None,
+                )
             except SimulationError as error:
                 raise CommandError(str(error)) from None
         summary.output_error = output.error or summary.output_error

@@ -100,3 +100,62 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class SpreadRun(models.Model):
+    """A run spread over processes or machines (engine/scaleout.py): what each of its slices
+    needs to run, read by every executor, and the flags the coordinator raises. Its id is the
+    run number in its records' identity (data_insertion/identity.py)."""
+
+    engine_run_id = models.CharField(max_length=32)
+    # engine.RunPlan in JSON: the configuration, the dataset's seed and tag, the start's time
+    plan = models.JSONField()
+    slice_count = models.IntegerField()
+    # What orders may reference, once phase 1 has ended (engine.References in JSON)
+    references = models.JSONField(null=True)
+    stop_requested = models.BooleanField(default=False)
+    finished = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"spread run {self.pk} ({self.engine_run_id})"
+
+
+class AttemptState(models.TextChoices):
+    QUEUED = "queued"  # sent to the executors; none has taken it yet
+    RUNNING = "running"  # an executor took it and beats
+    FINISHED = "finished"  # its tally is here
+    ABANDONED = "abandoned"  # its heartbeat stopped: another attempt redoes the slice
+
+
+class SliceAttempt(models.Model):
+    """One attempt at one slice of one phase of a spread run. An executor takes a queued attempt
+    (an UPDATE that only one can win), beats while it runs, and leaves its tally when it ends;
+    the coordinator abandons an attempt whose beats stop and queues the next one."""
+
+    run = models.ForeignKey(SpreadRun, on_delete=models.CASCADE, related_name="attempts")
+    phase = models.SmallIntegerField()  # 1: users and products, 2: orders
+    slice_number = models.IntegerField()
+    attempt = models.IntegerField()
+    state = models.CharField(
+        max_length=10, choices=AttemptState.choices, default=AttemptState.QUEUED
+    )
+    executor = models.CharField(max_length=200, blank=True)  # host:pid
+    # Counted up once a heartbeat: the coordinator watches it change with its own clock, so
+    # machines' clocks need not agree.
+    beats = models.IntegerField(default=0)
+    started_at = models.DateTimeField(null=True)
+    finished_at = models.DateTimeField(null=True)
+    # The latest progress (per model: counts, latency histogram, rows per database)
+    progress = models.JSONField(null=True)
+    # The slice's tally in its wire form (tallies.RunTally.to_wire), once finished
+    tally = models.JSONField(null=True)
+    interrupted = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["phase", "slice_number", "attempt"]
+        indexes = [models.Index(fields=["run", "phase"])]
+
+    def __str__(self) -> str:
+        return f"slice {self.slice_number} phase {self.phase} attempt {self.attempt}"

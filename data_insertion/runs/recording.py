@@ -86,9 +86,11 @@ def record_run(
     run: Run | None = None,
     on_result=None,
     stop: threading.Event | None = None,
+    on_progress=None,
 ) -> RunSummary:
     """Run the simulation as run_simulation() does, recording it: a new run row (or `run`, a
-    queued one), its snapshots, and at the end its summary and status. Whatever stops the run
+    queued one), its snapshots (also handed to `on_progress`), and at the end its summary and
+    status. Whatever stops the run
     (an error, Ctrl-C) is recorded before it goes on up."""
     stop = stop or threading.Event()
     run = run or create_run(config, source)
@@ -99,10 +101,14 @@ def record_run(
     if Run.objects.filter(pk=run.pk, stop_requested=True).exists():
         stop.set()
     recorder = RunRecorder(run, stop)
+
+    def progress(snapshot: ProgressSnapshot) -> None:
+        recorder.record_snapshot(snapshot)
+        if on_progress is not None:
+            on_progress(snapshot)
+
     try:
-        summary = run_simulation(
-            config, on_result=on_result, stop=stop, on_progress=recorder.record_snapshot
-        )
+        summary = run_simulation(config, on_result=on_result, stop=stop, on_progress=progress)
     except BaseException as error:
         _finish(run, RunStatus.FAILED, error=str(error) or type(error).__name__)
         raise

@@ -31,6 +31,7 @@ from .shards import (
     logical_shard_of_id,
     next_product_shard,
     shard_alias,
+    spread_shard,
 )
 
 # A write to a logical shard in its cut-over waits at most this long for the switch.
@@ -149,9 +150,11 @@ def logical_shard_of(instance) -> int:
         return logical_shard_of_id(instance.user_id)
     if instance.pk is not None:
         return logical_shard_of_id(instance.pk)
-    # Chosen once per record, so a retried write goes to the same logical shard.
+    # Chosen once per record, so a retried write goes to the same logical shard; from its
+    # identity when it has one, so that a redone slice looks for it where it went the first time.
     if getattr(instance, "_logical_shard", None) is None:
-        instance._logical_shard = next_product_shard()
+        key = instance.record_key
+        instance._logical_shard = next_product_shard() if key is None else spread_shard(key)
     return instance._logical_shard
 
 

@@ -88,8 +88,12 @@ _SHARD_BITS = LOGICAL_SHARDS.bit_length() - 1
 
 
 def next_product_shard() -> int:
-    turn = next(_product_shards) % LOGICAL_SHARDS
-    return int(f"{turn:0{_SHARD_BITS}b}"[::-1], 2)
+    return spread_shard(next(_product_shards))
+
+
+def spread_shard(turn: int) -> int:
+    """The `turn`-th logical shard in bit-reversed order: consecutive turns spread evenly."""
+    return int(f"{turn % LOGICAL_SHARDS:0{_SHARD_BITS}b}"[::-1], 2)
 
 
 def configured_shard_counts(environ: Mapping[str, str]) -> dict[str, int]:

@@ -1,0 +1,83 @@
+"""Local processes for a spread run (--processes N): the transport engine/scaleout.py uses when
+every executor is on this machine.
+
+The processes are forked once, before the run starts any thread, with no database connection
+open (a connection must not cross a fork): Django is loaded already, so each is ready in
+milliseconds. They take attempts from a queue, run them (engine/executor.py) and wait on a
+barrier so that the slices of a phase start together. Ctrl-C reaches them too (the terminal
+signals the whole group): they ignore it, and stop when the coordinator marks the run stopped.
+A process that dies is replaced; its slice is redone when its heartbeat stops.
+"""
+
+import multiprocessing
+import signal
+from typing import Any
+
+from django.db import connections
+
+from .executor import execute_attempt
+
+# How long leaving waits for the processes to take their last task and end.
+JOIN_TIMEOUT_SECONDS = 10.0
+
+
+class LocalProcesses:
+    name = "processes"
+
+    def __init__(self, count: int, slices: int) -> None:
+        self.count = count
+        self._context = multiprocessing.get_context("fork")
+        self._tasks = self._context.SimpleQueue()
+        # Slices start together when there is one per process; more slices than processes
+        # start as processes become free.
+        self._barrier = self._context.Barrier(count) if slices == count else None
+        self._processes: list[Any] = []
+
+    def __enter__(self) -> "LocalProcesses":
+        connections.close_all()
+        for _ in range(self.count):
+            self._start_one()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        for _ in self._processes:
+            self._tasks.put(None)
+        for process in self._processes:
+            process.join(JOIN_TIMEOUT_SECONDS)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+    def submit(self, attempt_id: int, first: bool) -> None:
+        self._tasks.put((attempt_id, first))
+
+    def between_phases(self) -> None:
+        if self._barrier is not None:
+            self._barrier.reset()  # a late process of phase 1 may have broken it
+
+    def maintain(self) -> None:
+        for number, process in enumerate(self._processes):
+            if not process.is_alive():
+                process.join()
+                self._processes[number] = self._start(number)
+
+    def _start_one(self) -> None:
+        self._processes.append(self._start(len(self._processes)))
+
+    def _start(self, number: int) -> Any:
+        process = self._context.Process(
+            target=_serve,
+            args=(self._tasks, self._barrier),
+            name=f"slice-process-{number + 1}",
+            daemon=True,
+        )
+        process.start()
+        return process
+
+
+def _serve(tasks: Any, barrier: Any) -> None:
+    """A local executor: run attempts until told to stop (None)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    while (task := tasks.get()) is not None:
+        attempt_id, first = task
+        execute_attempt(attempt_id, barrier if first else None)

@@ -1,0 +1,74 @@
+"""A run's slices on Celery workers (--celery): the task a worker runs, and the transport the
+coordinator (engine/scaleout.py) sends slices through.
+
+A task carries only an attempt's id: the plan and the references are in the default database,
+which the workers share with the run, so a message stays a few bytes whatever the run's size.
+"""
+
+from celery import shared_task
+from django.conf import settings
+from kombu.exceptions import KombuError
+
+from distributed_system.celery import app
+
+from .engine.executor import execute_attempt
+from .engine.workers import SimulationError
+
+SLICE_TASK = "data_insertion.run_slice"
+# With --celery and no --slices: this many slices per worker process online, so that a slow
+# or lost worker's share is small and the others take the rest.
+SLICES_PER_WORKER_PROCESS = 2
+PING_TIMEOUT_SECONDS = 2.0
+
+
+@shared_task(name=SLICE_TASK)
+def run_slice(attempt_id: int) -> str:
+    return execute_attempt(attempt_id)
+
+
+class CeleryWorkers:
+    """The Celery workers listening on the run's queue, as a transport for spread runs."""
+
+    name = "Celery workers"
+
+    def __init__(self) -> None:
+        if not settings.CELERY_BROKER_URL:
+            raise SimulationError(
+                "--celery needs a broker: set DS_CELERY_BROKER_URL (e.g. redis://127.0.0.1:6379/0)"
+                " and start workers with: celery -A distributed_system worker"
+            )
+
+    def __enter__(self) -> "CeleryWorkers":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        pass
+
+    def default_slices(self) -> int:
+        """Two slices per worker process online (one if it answers without its pool size)."""
+        try:
+            stats = app.control.inspect(timeout=PING_TIMEOUT_SECONDS).stats() or {}
+        except (KombuError, OSError) as error:
+            raise SimulationError(f"the Celery broker cannot be reached: {error}") from None
+        if not stats:
+            raise SimulationError(
+                f"no Celery worker answered within {PING_TIMEOUT_SECONDS:.0f} s on "
+                f"{settings.CELERY_TASK_DEFAULT_QUEUE}: start one with "
+                "celery -A distributed_system worker"
+            )
+        processes = sum(
+            worker.get("pool", {}).get("max-concurrency", 1) for worker in stats.values()
+        )
+        return SLICES_PER_WORKER_PROCESS * processes
+
+    def submit(self, attempt_id: int, first: bool) -> None:
+        try:
+            app.send_task(SLICE_TASK, args=[attempt_id], queue=settings.CELERY_TASK_DEFAULT_QUEUE)
+        except (KombuError, OSError) as error:
+            raise SimulationError(f"the Celery broker refused slice work: {error}") from None
+
+    def between_phases(self) -> None:
+        pass
+
+    def maintain(self) -> None:
+        pass
