@@ -182,3 +182,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# A spread run's slice whose executor stops beating this long is given to another executor; a
+# slice no executor takes this long makes the run fail (engine/scaleout.py).
+SLICE_HEARTBEAT_TIMEOUT_SECONDS = _env_number("DS_SLICE_HEARTBEAT_TIMEOUT", 10.0, 1.0, float)
+SLICE_QUEUE_TIMEOUT_SECONDS = _env_number("DS_SLICE_QUEUE_TIMEOUT", 60.0, 1.0, float)

@@ -8,10 +8,12 @@ which merge here into the run's tally; summarise() then makes the summary a one-
 would have, with the slices, their attempts and the executors added.
 
 Executors' deaths are found by their heartbeats: an attempt whose beats stop for
-HEARTBEAT_TIMEOUT_SECONDS is abandoned and the slice queued again, up to MAX_ATTEMPTS; records
-carry their identity (data_insertion/identity.py), so the new attempt counts what the dead one
-committed instead of inserting it twice. A slice no executor takes within QUEUE_TIMEOUT_SECONDS,
-or that fails MAX_ATTEMPTS times, is reported and makes the run fail: it never hangs.
+settings.SLICE_HEARTBEAT_TIMEOUT_SECONDS (DS_SLICE_HEARTBEAT_TIMEOUT, 10 s) is abandoned and
+the slice queued again, up to MAX_ATTEMPTS; records carry their identity
+(data_insertion/identity.py), so the new attempt counts what the dead one committed instead of
+inserting it twice. A slice no executor takes within settings.SLICE_QUEUE_TIMEOUT_SECONDS
+(DS_SLICE_QUEUE_TIMEOUT, 60 s), or that fails MAX_ATTEMPTS times, is reported and makes the run
+fail: it never hangs.
 """
 
 import threading
@@ -20,6 +22,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from django.conf import settings
 from django.db import connections
 from django.db.models import Q
 
@@ -42,8 +45,6 @@ from .progress import ProgressCallback, sampling_progress
 from .run import PHASES, find_references, plan_run, references_to_wire, summarise
 from .workers import SimulationError
 
-HEARTBEAT_TIMEOUT_SECONDS = 10.0
-QUEUE_TIMEOUT_SECONDS = 60.0
 MAX_ATTEMPTS = 3
 POLL_SECONDS = 0.1
 
@@ -201,10 +202,10 @@ class _Coordinator:
                 if row["beats"] != slice_.beats:
                     slice_.beats, slice_.last_change = row["beats"], now
                     slice_.progress = row["progress"]
-                elif now - slice_.last_change > HEARTBEAT_TIMEOUT_SECONDS:
+                elif now - slice_.last_change > settings.SLICE_HEARTBEAT_TIMEOUT_SECONDS:
                     why = (
                         f"its executor {row['executor']} stopped beating for "
-                        f"{HEARTBEAT_TIMEOUT_SECONDS:.0f} s"
+                        f"{settings.SLICE_HEARTBEAT_TIMEOUT_SECONDS:g} s"
                     )
                     self._abandon(phase, slice_, AttemptState.RUNNING, why)
             elif row["state"] == AttemptState.ABANDONED:  # its executor gave it up
@@ -212,9 +213,9 @@ class _Coordinator:
             elif row["state"] == AttemptState.QUEUED:
                 if self.stop.is_set():
                     self._abandon(phase, slice_, AttemptState.QUEUED, "the run was stopped")
-                elif now - slice_.last_change > QUEUE_TIMEOUT_SECONDS:
+                elif now - slice_.last_change > settings.SLICE_QUEUE_TIMEOUT_SECONDS:
                     why = (
-                        f"no executor took it within {QUEUE_TIMEOUT_SECONDS:.0f} s "
+                        f"no executor took it within {settings.SLICE_QUEUE_TIMEOUT_SECONDS:g} s "
                         f"(are the {self.transport.name} running?)"
                     )
                     self._abandon(phase, slice_, AttemptState.QUEUED, why)
