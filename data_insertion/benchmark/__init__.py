@@ -83,9 +83,11 @@ def compare_modes(
     seed: int = 1,
     faults: tuple[Fault, ...] = (),
     on_result: Callable[[ModeResult], None] | None = None,
+    only: tuple[str, ...] = ("a", "b", "c", "d"),
 ) -> BenchmarkReport:
-    """Modes a-d on the same workload, each on fresh temporary databases; `faults` are
-    injected into the engine's modes (a, b), the raw baselines having no such hook."""
+    """Modes a-d (or the `only` ones) on the same workload, each on fresh temporary databases;
+    `faults` are injected into the engine's modes (a, b), the raw baselines having no such
+    hook."""
     vendor = databases_vendor()
     report = BenchmarkReport(threads=threads, records=records, batch_size=batch_size, vendor=vendor)
     dataset = Dataset(records=records, tag=BENCHMARK_TAG, seed=seed, invalid_ratio=0.0)
@@ -103,6 +105,8 @@ def compare_modes(
         "d": (bulk_name, lambda: baselines.bulk(vendor, dataset)),
     }
     for key, (name, run) in modes.items():
+        if key not in only:
+            continue
         report.modes[key] = _measure(name, run)
         if on_result:
             on_result(report.modes[key])

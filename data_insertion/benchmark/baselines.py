@@ -51,7 +51,13 @@ def bulk(vendor: str, dataset: Dataset) -> int:
 
 
 def _columns(model) -> list[str]:
-    return [f.column for f in model._meta.concrete_fields if not f.primary_key]
+    # record_key is left to its default, NULL, as a run in one process leaves it (its index
+    # is kept up all the same).
+    return [
+        f.column
+        for f in model._meta.concrete_fields
+        if not f.primary_key and f.name != "record_key"
+    ]
 
 
 def _user_row(values: dict, now) -> tuple:

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.core.management.base import CommandError
 
 from data_insertion.benchmark import (
@@ -8,8 +9,10 @@ from data_insertion.benchmark import (
     measure_scaling,
     measure_shards,
 )
+from data_insertion.benchmark.processes import measure_processes
 from data_insertion.engine.faults import FaultSpecError, check_supported
 from data_insertion.management.options import (
+    MAX_PROCESSES,
     MAX_RECORDS,
     add_batch_size_option,
     add_fault_option,
@@ -24,6 +27,11 @@ from data_insertion.topology.shards import MAX_DATABASES
 
 def counts(text: str) -> tuple[int, ...]:
     parse = bounded_int(1, MAX_RECORDS)
+    return tuple(parse(part) for part in text.split(",") if part.strip())
+
+
+def process_counts(text: str) -> tuple[int, ...]:
+    parse = bounded_int(1, MAX_PROCESSES)
     return tuple(parse(part) for part in text.split(",") if part.strip())
 
 
@@ -76,6 +84,14 @@ class Command(OneLineErrorCommand):
             "commit, with every model over each number of SQLite files (e.g. 1,2,4)",
         )
         parser.add_argument(
+            "--processes",
+            type=process_counts,
+            metavar="N,N,...",
+            help="measure only the processes axis: whole insert_data processes with --processes "
+            "N for each N (e.g. 1,2), one transaction per record and group commit, beside the raw "
+            "sqlite3 loop; and over two local Celery workers when DS_CELERY_BROKER_URL is set",
+        )
+        parser.add_argument(
             "--quick",
             action="store_true",
             help="a run under a minute: 5,000 records, scaling 10 and 100 threads x 1,000 and "
@@ -107,6 +123,11 @@ class Command(OneLineErrorCommand):
             )
         if options["shards"]:
             self._measure_shards(options, faults)
+            return
+        if options["processes"]:
+            if faults or vendor != "sqlite":
+                raise CommandError("the --processes axis runs on SQLite files, without --fault")
+            self._measure_processes(options)
             return
         self.stdout.write(ROW.format("", "mode", "rows", "seconds", "rows/s", "peak RSS"))
         report = compare_modes(
@@ -165,6 +186,35 @@ class Command(OneLineErrorCommand):
             raise CommandError(str(error)) from None
         _refuse_failures(results)
 
+    def _measure_processes(self, options: dict) -> None:
+        self.stdout.write(
+            "Processes: whole insert_data processes (start-up, checks and reconciliation "
+            "included) on fresh SQLite files; peak RSS is the coordinating process's"
+        )
+        self.stdout.write(ROW.format("", "run", "rows", "seconds", "rows/s", "peak RSS"))
+        baseline = compare_modes(
+            threads=options["threads"],
+            records=options["records"],
+            batch_size=options["batch_size"],
+            seed=options["seed"],
+            only=("c",),
+        ).modes["c"]
+        self._print_result(baseline)
+        results = measure_processes(
+            process_counts=options["processes"],
+            threads=options["threads"],
+            records=options["records"],
+            batch_size=options["batch_size"],
+            seed=options["seed"],
+            celery_broker=settings.CELERY_BROKER_URL,
+            on_result=self._print_result,
+        )
+        if not settings.CELERY_BROKER_URL:
+            self.stdout.write("    (no Celery line: DS_CELERY_BROKER_URL is not set)")
+        for line in process_ratios(results, baseline):
+            self.stdout.write(f"    {line}")
+        _refuse_failures(results)
+
     def _print_result(self, result: ModeResult) -> None:
         self.stdout.write(
             ROW.format(
@@ -178,7 +228,23 @@ class Command(OneLineErrorCommand):
         )
 
 
-ROW = "{:4}{:<46}{:>10}{:>9}{:>10}{:>10}"
+ROW = "{:4}{:<50}{:>10}{:>9}{:>10}{:>10}"
+
+
+def process_ratios(results: list[ModeResult], raw_loop: ModeResult) -> list[str]:
+    """Each run's rate over the one-process run of its mode, and over the raw sqlite3 loop."""
+    by_name = {result.name: result for result in results}
+    lines = []
+    for result in results:
+        processes, _, mode = result.name.partition(", ")
+        one = by_name.get(f"1 process, {mode}")
+        if one is None or one is result or not one.rows_per_second:
+            continue
+        lines.append(
+            f"{processes}, {mode}: {result.rows_per_second / one.rows_per_second:.2f}x "
+            f"1 process, {result.rows_per_second / raw_loop.rows_per_second:.2f}x the raw loop"
+        )
+    return lines
 
 
 def _refuse_failures(results: list[ModeResult]) -> None:
