@@ -21,11 +21,14 @@ from data_insertion.summary import (
     INSERTED_RECORDS_KEPT,
     PROBLEM_RECORDS_KEPT,
     DatabaseRows,
+    ExecutorSummary,
     LatencySummary,
     ModelSummary,
     ReasonCount,
     RecordDetail,
     RunSummary,
+    ScaleOutSummary,
+    SliceAttemptSummary,
     ThreadSummary,
 )
 
@@ -131,6 +134,37 @@ def run_summary(*, threads: int = 4, inserted: int = 9, rejected: int = 3) -> Ru
             for index, model in enumerate(DATABASES)
         },
     )
+
+
+def spread_summary() -> RunSummary:
+    """A run spread over 3 processes in 3 slices, 2 threads per model in each: slice 3 of phase 1
+    was redone after its first executor stopped, and its second found 5,720 records committed."""
+    summary = run_summary(threads=6, inserted=9_000, rejected=0)
+    summary.config.update(threads=2, processes=3, celery=False, slices=None)
+    for model in summary.models.values():
+        for index, thread in enumerate(model.threads):
+            slice_number, number = divmod(index, 2)
+            thread.thread = f"s{slice_number + 1}-{model.model}-worker-{number + 1:03d}"
+    attempt = SliceAttemptSummary
+    summary.scale_out = ScaleOutSummary(
+        transport="processes",
+        slices=3,
+        executors=[
+            ExecutorSummary("host-a:101", 2, 9_000, 2.0, 4_500.0),
+            ExecutorSummary("host-b:102", 3, 15_000, 4.0, 3_750.0),
+            ExecutorSummary("host-c:103", 1, 3_000, 1.5, 2_000.0),
+        ],
+        attempts=[
+            attempt(1, 1, 1, "host-a:101", "finished", 6_000, 0, 1.0),
+            attempt(1, 2, 1, "host-b:102", "finished", 6_000, 0, 1.5),
+            attempt(1, 3, 1, "host-c:103", "abandoned", 0, 0, 0.0),
+            attempt(1, 3, 2, "host-b:102", "finished", 6_000, 5_720, 1.5),
+            attempt(2, 1, 1, "host-b:102", "finished", 3_000, 0, 1.0),
+            attempt(2, 2, 1, "host-c:103", "finished", 3_000, 0, 1.5),
+            attempt(2, 3, 1, "host-a:101", "finished", 3_000, 0, 1.0),
+        ],
+    )
+    return summary
 
 
 def pdf_text(pdf: bytes) -> str:
