@@ -1,7 +1,7 @@
 """The console view of a run: per-record lines in the seed's style and the summary table."""
 
 from .results import InsertionResult, Status, visible
-from .summary import RunSummary
+from .summary import RunSummary, SliceAttemptSummary
 
 
 def record_line(result: InsertionResult) -> str:
@@ -45,6 +45,7 @@ def summary_lines(summary: RunSummary) -> list[str]:
             f"{latency.p95:>8.2f} {latency.p99:>8.2f}"
         )
     lines += shard_lines(summary)
+    lines += scale_out_lines(summary)
     failures = [
         f"  {model.model}: {reason.count:,} x {reason.field}: {reason.message}"
         for model in summary.models.values()
@@ -75,6 +76,57 @@ def shard_lines(summary: RunSummary) -> list[str]:
             for database in model.database_rows
         )
     return lines
+
+
+def scale_out_lines(summary: RunSummary) -> list[str]:
+    """For a spread run, where it ran: its executors and what they did, and each slice that had
+    to be redone; nothing for a one-process run."""
+    scale_out = summary.scale_out
+    if scale_out is None:
+        return []
+    width = max([20, *(len(executor.executor) for executor in scale_out.executors)])
+    lines = ["", f"{spread_description(summary)}:"]
+    if scale_out.executors:
+        lines.append(f"  {'Executor':<{width}} {'Attempts':>8} {'Inserted':>9} {'Rows/s':>9}")
+    else:
+        lines.append("  No executor finished a slice.")
+    lines += [
+        f"  {executor.executor:<{width}} {executor.attempts:>8,} {executor.inserted:>9,} "
+        f"{executor.rows_per_second:>9,.0f}"
+        for executor in scale_out.executors
+    ]
+    lines += [f"  {redone_slice_line(attempts)}" for attempts in scale_out.redone_slices()]
+    return lines
+
+
+def spread_description(summary: RunSummary) -> str:
+    """ "Spread over 2 processes in 2 slices", "Spread over Celery workers in 8 slices"."""
+    scale_out = summary.scale_out
+    if scale_out.transport == "processes":
+        over = f"{summary.config.get('processes', len(scale_out.executors))} processes"
+    else:
+        over = scale_out.transport
+    return f"Spread over {over} in {scale_out.slices:,} slices"
+
+
+def redone_slice_line(attempts: list[SliceAttemptSummary]) -> str:
+    """ "phase 1 slice 3 redone: attempt 1 on host:1 abandoned (its executor stopped), attempt
+    2 on host:2 found 5,720 records committed and counted them once" """
+    first = attempts[0]
+    told = ", ".join(_attempt_outcome(attempt) for attempt in attempts)
+    return f"phase {first.phase} slice {first.slice} redone: {told}"
+
+
+def _attempt_outcome(attempt: SliceAttemptSummary) -> str:
+    if not attempt.executor:
+        return f"attempt {attempt.attempt} was never taken by an executor"
+    where = f"attempt {attempt.attempt} on {attempt.executor}"
+    if attempt.state != "finished":
+        # an executor that dies and one that gives up (an error) both leave it abandoned
+        return f"{where} {attempt.state} (its executor stopped)"
+    if attempt.found_committed:
+        return f"{where} found {attempt.found_committed:,} records committed and counted them once"
+    return f"{where} finished, {attempt.inserted:,} inserted"
 
 
 def reconciliation_line(summary: RunSummary) -> str:

@@ -5,6 +5,7 @@ that round-trips through JSON (to_dict/from_dict: --json and --from-json). Its `
 the one verdict the console, the PDF's verdict line and the command's exit status all render.
 """
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,6 +17,11 @@ PROBLEM_RECORDS_KEPT = 1000
 INSERTED_RECORDS_KEPT = 200
 TIMELINE_RESOLUTION_SECONDS = 0.01
 TIMELINE_POINTS = 60
+# The phase of a spread run that inserts each model's records (engine/run.py's PHASES): a
+# thread's slice ran on the executor that finished that slice in its model's phase.
+MODEL_PHASES = {"user": 1, "product": 1, "order": 2}
+# A spread run's thread names start with their slice: "s2-user-worker-001".
+SLICE_PREFIX = re.compile(r"^s(\d+)-")
 
 
 @dataclass
@@ -175,6 +181,20 @@ class SliceAttemptSummary:
 
 
 @dataclass
+class ExecutorThreads:
+    """One model's threads that ran on one executor of a spread run, added up."""
+
+    model: str
+    executor: str  # host:pid, "unknown" when no finished attempt names it
+    threads: int
+    handled: int
+    inserted: int
+    rejected: int
+    failed: int
+    mean_latency_ms: float
+
+
+@dataclass
 class ExecutorSummary:
     """A process or Celery worker of a spread run: the attempts it finished and their rows."""
 
@@ -189,7 +209,7 @@ class ExecutorSummary:
 class ScaleOutSummary:
     """How a run was spread: over local processes or Celery workers, in slices."""
 
-    transport: str  # "processes" or "celery"
+    transport: str  # "processes" or "Celery workers"
     slices: int
     executors: list[ExecutorSummary] = field(default_factory=list)
     attempts: list[SliceAttemptSummary] = field(default_factory=list)
@@ -200,6 +220,24 @@ class ScaleOutSummary:
     def redone(self) -> list[SliceAttemptSummary]:
         """Attempts after the first: slices run again after an executor died."""
         return [attempt for attempt in self.attempts if attempt.attempt > 1]
+
+    def redone_slices(self) -> list[list[SliceAttemptSummary]]:
+        """Each slice tried more than once, its attempts in order."""
+        by_slice: dict[tuple[int, int], list[SliceAttemptSummary]] = {}
+        for attempt in self.attempts:
+            by_slice.setdefault((attempt.phase, attempt.slice), []).append(attempt)
+        return [
+            sorted(attempts, key=lambda attempt: attempt.attempt)
+            for _slice, attempts in sorted(by_slice.items())
+            if len(attempts) > 1
+        ]
+
+    def executor_of(self, phase: int, slice_number: int) -> str | None:
+        """The executor whose attempt finished the slice in that phase (None: none did)."""
+        for attempt in self.attempts:
+            if (attempt.phase, attempt.slice, attempt.state) == (phase, slice_number, "finished"):
+                return attempt.executor
+        return None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ScaleOutSummary":
@@ -241,6 +279,37 @@ class RunSummary:
     @property
     def reconciled(self) -> bool:
         return all(m.reconciled for m in self.models.values())
+
+    def threads_by_executor(self) -> list[ExecutorThreads]:
+        """A spread run's threads added up per model and executor (empty for a one-process
+        run): each thread's slice is in its name, and the slice's executor is the one that
+        finished it in the model's phase. The mean latency is the threads' weighted by the
+        records they handled."""
+        if self.scale_out is None:
+            return []
+        grouped: dict[tuple[str, str], ExecutorThreads] = {}
+        for model in self.models.values():
+            for thread in model.threads:
+                match = SLICE_PREFIX.match(thread.thread)
+                slice_number = int(match.group(1)) if match else 1  # one slice: no prefix
+                phase = MODEL_PHASES.get(model.model, 1)
+                executor = self.scale_out.executor_of(phase, slice_number) or "unknown"
+                group = grouped.setdefault(
+                    (model.model, executor),
+                    ExecutorThreads(model.model, executor, 0, 0, 0, 0, 0, 0.0),
+                )
+                group.threads += 1
+                group.handled += thread.handled
+                group.inserted += thread.inserted
+                group.rejected += thread.rejected
+                group.failed += thread.failed
+                # the latency added up until the end, then divided by the records handled
+                group.mean_latency_ms += thread.mean_latency_ms * thread.handled
+        for group in grouped.values():
+            group.mean_latency_ms = (
+                round(group.mean_latency_ms / group.handled, 3) if group.handled else 0.0
+            )
+        return list(grouped.values())
 
     @property
     def unattempted(self) -> int:

@@ -266,3 +266,30 @@ def test_a_recorded_run_beats_at_each_snapshot():
     run = recorded_run(records=20, threads=1)
     assert run.heartbeat_at is not None and run.heartbeat_at >= run.started_at
     assert not run.lost
+
+
+def test_a_finished_spread_runs_page_has_its_executors_and_redone_slices(staff):
+    from tests.test_report import run_summary, spread_summary
+
+    summary = spread_summary()
+    spread = Run.objects.create(
+        source=RunSource.COMMAND,
+        config=summary.config,
+        status=RunStatus.COMPLETED,
+        summary=summary.to_dict(),
+    )
+    page = staff.get(f"/runs/{spread.pk}/").content.decode()
+    assert "Spread over 3 processes in 3 slices." in page
+    executors = page.split('<table id="executors">')[1].split("</table>")[0]
+    assert "<td>host-b:102</td>" in executors and ">15,000<" in executors
+    redone = page.split('<ul id="redone-slices">')[1].split("</ul>")[0]
+    assert "phase 1 slice 3 redone: attempt 1 on host-c:103 abandoned" in redone
+    assert "found 5,720 records committed and counted them once" in redone
+    one_process = Run.objects.create(
+        source=RunSource.COMMAND,
+        config=run_summary().config,
+        status=RunStatus.COMPLETED,
+        summary=run_summary().to_dict(),
+    )
+    page = staff.get(f"/runs/{one_process.pk}/").content.decode()
+    assert "Processes and workers" not in page and 'id="executors"' not in page

@@ -161,3 +161,28 @@ def test_a_bad_from_json_file_is_one_line_of_error(output_dir, no_simulation, co
 def test_from_json_and_json_together_are_refused(output_dir, no_simulation):
     message = one_line_error(from_json="run.json", json=str(output_dir / "again.json"))
     assert re.match(r"--json and --from-json together", message)
+
+
+@all_databases
+def test_a_run_over_two_processes_has_its_processes_and_workers_in_the_pdf(output_dir):
+    pdf_path, json_path = output_dir / "report.pdf", output_dir / "run.json"
+    stdout = StringIO()
+    call_command(
+        "generate_pdf_report",
+        processes=2,
+        threads=2,
+        records=200,
+        seed=1,
+        output=str(pdf_path),
+        json=str(json_path),
+        verbosity=0,
+        stdout=stdout,
+    )
+    summary = RunSummary.from_dict(json.loads(json_path.read_text(encoding="utf-8")))
+    assert summary.scale_out.transport == "processes" and summary.scale_out.slices == 2
+    text = pdf_text(pdf_path.read_bytes())
+    assert "Spread over 2 local processes, 2 slices, each slice with 2 threads per model" in text
+    assert "Processes and workers" in text and "Threads by process or worker" in text
+    for executor in summary.scale_out.executors:
+        assert executor.executor in text
+    assert "Spread over 2 processes in 2 slices:" in stdout.getvalue()

@@ -21,11 +21,14 @@ from data_insertion.summary import (
     INSERTED_RECORDS_KEPT,
     PROBLEM_RECORDS_KEPT,
     DatabaseRows,
+    ExecutorSummary,
     LatencySummary,
     ModelSummary,
     ReasonCount,
     RecordDetail,
     RunSummary,
+    ScaleOutSummary,
+    SliceAttemptSummary,
     ThreadSummary,
 )
 
@@ -131,6 +134,37 @@ def run_summary(*, threads: int = 4, inserted: int = 9, rejected: int = 3) -> Ru
             for index, model in enumerate(DATABASES)
         },
     )
+
+
+def spread_summary() -> RunSummary:
+    """A run spread over 3 processes in 3 slices, 2 threads per model in each: slice 3 of phase 1
+    was redone after its first executor stopped, and its second found 5,720 records committed."""
+    summary = run_summary(threads=6, inserted=9_000, rejected=0)
+    summary.config.update(threads=2, processes=3, celery=False, slices=None)
+    for model in summary.models.values():
+        for index, thread in enumerate(model.threads):
+            slice_number, number = divmod(index, 2)
+            thread.thread = f"s{slice_number + 1}-{model.model}-worker-{number + 1:03d}"
+    attempt = SliceAttemptSummary
+    summary.scale_out = ScaleOutSummary(
+        transport="processes",
+        slices=3,
+        executors=[
+            ExecutorSummary("host-a:101", 2, 9_000, 2.0, 4_500.0),
+            ExecutorSummary("host-b:102", 3, 15_000, 4.0, 3_750.0),
+            ExecutorSummary("host-c:103", 1, 3_000, 1.5, 2_000.0),
+        ],
+        attempts=[
+            attempt(1, 1, 1, "host-a:101", "finished", 6_000, 0, 1.0),
+            attempt(1, 2, 1, "host-b:102", "finished", 6_000, 0, 1.5),
+            attempt(1, 3, 1, "host-c:103", "abandoned", 0, 0, 0.0),
+            attempt(1, 3, 2, "host-b:102", "finished", 6_000, 5_720, 1.5),
+            attempt(2, 1, 1, "host-b:102", "finished", 3_000, 0, 1.0),
+            attempt(2, 2, 1, "host-c:103", "finished", 3_000, 0, 1.5),
+            attempt(2, 3, 1, "host-a:101", "finished", 3_000, 0, 1.0),
+        ],
+    )
+    return summary
 
 
 def pdf_text(pdf: bytes) -> str:
@@ -450,3 +484,27 @@ def test_a_sharded_model_shows_rows_and_rate_per_database_and_its_skew():
 
 def test_a_run_with_every_model_in_one_database_has_no_rows_per_database_section():
     assert "Rows per database" not in pdf_text(render_pdf(run_summary()))
+
+
+def test_a_spread_run_has_its_processes_attempts_and_threads_per_executor():
+    text = pdf_text(render_pdf(spread_summary()))
+    assert "Spread over 3 local processes, 3 slices, each slice with 2 threads per model" in text
+    section = text.split("Processes and workers")[1].split("Threads Mean latency")[0]
+    # Executor, the slices it finished (phase/slice), attempts, inserted, wall s, rows/s
+    assert "host-a:101 1/1, 2/3 2 9,000 2.00 4,500" in section
+    assert "host-b:102 1/2, 1/3, 2/1 3 15,000 4.00 3,750" in section
+    # Phase 1 slice 3: abandoned on host-c, redone on host-b, which found what host-c committed.
+    assert "1 (users, products) 3 1 host-c:103 abandoned 0 0 0.00" in section
+    assert "1 (users, products) 3 2 host-b:102 finished 6,000 5,720 1.50" in section
+    # The threads of slice 3 ran on host-b for users (phase 1) and on host-a for orders (phase 2).
+    by_executor = text.split("Threads by process or worker")[1]
+    assert "user host-b:102 4 6,000 6,000 0 0 1.75" in by_executor
+    assert "user host-c:103" not in by_executor
+    assert "order host-a:101 2 3,000 3,000 0 0" in by_executor
+    assert "s3-user-worker-002" in text
+
+
+def test_a_one_process_run_has_no_processes_and_workers_section():
+    text = pdf_text(render_pdf(run_summary()))
+    for absent in ("Processes and workers", "Spread over", "Threads by process or worker"):
+        assert absent not in text

@@ -202,3 +202,38 @@ def test_the_console_the_pdf_and_the_exit_status_render_one_verdict(monkeypatch,
     assert str(error.value) == summary.verdict == "FAIL: 9 valid records failed to commit."
     assert error.value.returncode == summary.exit_code == 1
     assert summary.verdict in pdf_text(pdf_path.read_bytes())
+
+
+def test_a_spread_runs_processes_and_attempts_round_trip_through_json():
+    from data_insertion.summary import RunSummary
+    from tests.test_report import spread_summary
+
+    summary = spread_summary()
+    data = json.loads(json.dumps(summary.to_dict()))
+    assert data["scale_out"]["transport"] == "processes"
+    assert data["scale_out"]["attempts"][3] == {
+        "phase": 1,
+        "slice": 3,
+        "attempt": 2,
+        "executor": "host-b:102",
+        "state": "finished",
+        "inserted": 6_000,
+        "found_committed": 5_720,
+        "wall_seconds": 1.5,
+    }
+    again = RunSummary.from_dict(data)
+    assert again.scale_out == summary.scale_out
+    assert again.to_dict() == data
+
+
+@all_databases
+def test_a_one_process_runs_json_has_no_scale_out(output_dir):
+    from data_insertion.summary import RunSummary
+
+    json_path = output_dir / "run.json"
+    call_command(
+        "insert_data", records=10, threads=2, json=str(json_path), verbosity=0, stdout=io.StringIO()
+    )
+    data = json.loads(json_path.read_text())
+    assert "scale_out" in data and data["scale_out"] is None
+    assert RunSummary.from_dict(data).scale_out is None

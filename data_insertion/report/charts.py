@@ -11,7 +11,14 @@ from reportlab.lib import colors
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.platypus import Flowable
 
-from ..summary import FaultSummary, ModelSummary, RunSummary, ThreadSummary
+from ..summary import (
+    SLICE_PREFIX,
+    ExecutorSummary,
+    FaultSummary,
+    ModelSummary,
+    RunSummary,
+    ThreadSummary,
+)
 from .formatting import format_count, model_title, short_bound
 from .layout import (
     FAULT_LABEL,
@@ -111,8 +118,10 @@ def thread_charts(summary: RunSummary, layout: Layout) -> list[Flowable]:
             labels[0], labels[-1] = "fastest", "slowest"
             caption = f"{len(shown)} of {len(model.threads):,} threads, by rank"
         else:
-            labels = [thread.thread.rsplit("-", 1)[-1] for thread in shown]
+            labels = [_thread_label(thread.thread) for thread in shown]
             caption = f"the number that ends each thread's name ({shown[0].thread}, ...)"
+            if labels[0] != shown[0].thread.rsplit("-", 1)[-1]:
+                caption = f"each thread's slice and number ({shown[0].thread}, ...)"
         drawing = _drawing(125, layout)
         chart = _model_bar_chart(
             layout,
@@ -135,6 +144,38 @@ def thread_charts(summary: RunSummary, layout: Layout) -> list[Flowable]:
         drawing.add(_axis_title(14, 70, "mean ms", font, vertical=True))
         drawings.append(drawing)
     return drawings
+
+
+def executor_chart(executors: list[ExecutorSummary], layout: Layout) -> Flowable:
+    """Rows committed per second by each process or worker of a spread run: even bars mean
+    the slices were even and no executor was slower than the others."""
+    font = layout.fonts.regular
+    drawing = _drawing(140, layout)
+    # Bars no wider than a thread's at a few executors: one bar across half the page reads as
+    # a block, not a rate.
+    width = min(FRAME_WIDTH - 60, max(120, 70 * len(executors)))
+    chart = _bar_chart(
+        layout,
+        drawing,
+        [[executor.rows_per_second for executor in executors]],
+        [executor.executor for executor in executors],
+        (50, 30, width, 95),
+    )
+    chart.bars[0].fillColor = _model_color(0)
+    chart.bars[0].strokeColor = None
+    chart.barLabelFormat = lambda rate: f"{rate:,.0f}"
+    chart.barLabels.fontName, chart.barLabels.fontSize = font, 7
+    chart.barLabels.nudge = 6
+    drawing.add(_axis_title(50 + chart.width / 2, 6, "process or worker (host:pid)", font))
+    drawing.add(_axis_title(14, 77, "rows/s", font, vertical=True))
+    return drawing
+
+
+def _thread_label(thread: str) -> str:
+    """ "003" for "user-worker-003"; "s2-003" for a spread run's "s2-user-worker-003"."""
+    match = SLICE_PREFIX.match(thread)
+    number = thread.rsplit("-", 1)[-1]
+    return f"{match.group(0)}{number}" if match else number
 
 
 def _sampled_threads(threads: list[ThreadSummary]) -> tuple[list[ThreadSummary], bool]:

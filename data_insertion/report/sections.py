@@ -1,6 +1,6 @@
 """The document's story, in order: the run's header, summary, reconciliation, rows per database
-(sharded models, shards.py), latency, charts, threads, rejections and failures, and the
-detailed records (details.py)."""
+(sharded models, shards.py), latency, charts, processes and workers (spread runs, scaleout.py),
+threads, rejections and failures, and the detailed records (details.py)."""
 
 from collections.abc import Callable, Iterable
 
@@ -30,6 +30,7 @@ from .layout import (
     TITLE,
     Layout,
 )
+from .scaleout import executor_threads_section, scale_out_section, spread_fact
 from .shards import shards_section
 
 
@@ -45,6 +46,7 @@ def story(summary: RunSummary, layout: Layout) -> list[Flowable]:
         PageBreak(),
         *latency_histograms(summary, layout),
         PageBreak(),
+        *scale_out_section(summary, layout),
         *_thread_section(summary, layout),
         *_reasons_section(summary, layout),
         *faults_section(summary, layout),
@@ -86,6 +88,8 @@ def _run_header(summary: RunSummary, layout: Layout) -> list[Flowable]:
         facts.append(
             ("Faults", "<br/>".join(layout.text(fault.description) for fault in summary.faults))
         )
+    if summary.scale_out:
+        facts.append(("Spread over", layout.text(spread_fact(summary))))
     if "batch_size" in config:  # runs saved before group commit existed have no such option
         batch_size = config["batch_size"]
         commits = (
@@ -272,6 +276,7 @@ def _thread_section(summary: RunSummary, layout: Layout) -> list[Flowable]:
         *thread_charts(summary, layout),
         layout.paragraph("Thread analysis", layout.subheading),
         *_thread_table(summary, layout),
+        *executor_threads_section(summary, layout),
     ]
 
 

@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from ..console import redone_slice_line, spread_description
 from ..report import render_pdf
 from ..runs.comparison import compare_summaries
 from ..runs.models import Run, RunSource
@@ -64,6 +65,7 @@ def run_page(request: HttpRequest, run_id: int) -> HttpResponse:
             "summary": summary,
             "snapshots": snapshots,
             "fault_windows": _fault_windows(run, summary),
+            "spread": _spread(summary),
             "last_sequence": snapshots[-1]["sequence"] if snapshots else 0,
             "progress_rows": run.progress["models"] if run.progress else _no_progress(),
         },
@@ -84,6 +86,17 @@ def _fault_windows(run: Run, summary: RunSummary | None) -> list[dict]:
         end = None if math.isinf(fault.end) else fault.end
         windows.append({"label": fault.spec, "start": fault.start, "end": end})
     return windows
+
+
+def _spread(summary: RunSummary | None) -> dict | None:
+    """A finished spread run's executors and redone slices, in the console's words."""
+    if summary is None or summary.scale_out is None:
+        return None
+    return {
+        "description": spread_description(summary),
+        "executors": summary.scale_out.executors,
+        "redone": [redone_slice_line(attempts) for attempts in summary.scale_out.redone_slices()],
+    }
 
 
 def _no_progress() -> list[dict]:
