@@ -25,7 +25,7 @@ def summary_lines(summary: RunSummary) -> list[str]:
     width = max(12, *(len(model.database) for model in summary.models.values()))
     lines = [
         "",
-        f"Run {summary.run_id}: {config['threads']} threads and {config['records']} records "
+        f"Run {summary.run_id}: {_threads(summary)} and {config['records']} records "
         f"per model, {data}, {summary.duration_seconds:.2f} s",
         *(
             ["Interrupted: workers stopped taking records; counts are what was done."]
@@ -109,6 +109,14 @@ def spread_description(summary: RunSummary) -> str:
     return f"Spread over {over} in {scale_out.slices:,} slices"
 
 
+def _threads(summary: RunSummary) -> str:
+    """ "10 threads", or for a spread run "10 threads in each of 4 slices" """
+    threads = f"{summary.config['threads']} threads"
+    if summary.scale_out is None:
+        return threads
+    return f"{threads} in each of {summary.scale_out.slices:,} slices"
+
+
 def redone_slice_line(attempts: list[SliceAttemptSummary]) -> str:
     """ "phase 1 slice 3 redone: attempt 1 on host:1 abandoned (its executor stopped), attempt
     2 on host:2 found 5,720 records committed and counted them once" """
@@ -122,8 +130,9 @@ def _attempt_outcome(attempt: SliceAttemptSummary) -> str:
         return f"attempt {attempt.attempt} was never taken by an executor"
     where = f"attempt {attempt.attempt} on {attempt.executor}"
     if attempt.state != "finished":
-        # an executor that dies and one that gives up (an error) both leave it abandoned
-        return f"{where} {attempt.state} (its executor stopped)"
+        committed = f"after committing {attempt.inserted:,} records" if attempt.inserted else ""
+        why = "; ".join(part for part in (attempt.reason, committed) if part)
+        return f"{where} {attempt.state}" + (f" ({why})" if why else "")
     if attempt.found_committed:
         return f"{where} found {attempt.found_committed:,} records committed and counted them once"
     return f"{where} finished, {attempt.inserted:,} inserted"

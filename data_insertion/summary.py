@@ -173,11 +173,14 @@ class SliceAttemptSummary:
     slice: int  # from 1
     attempt: int
     executor: str  # host:pid, empty when no executor took it
-    state: str  # finished, abandoned (its heartbeat stopped), queued (never taken)
+    state: str  # finished, or abandoned (given up: see reason)
+    # committed by it: from its tally once finished, from its last heartbeat when abandoned
     inserted: int = 0
     # records an earlier attempt had committed, found by their identity and counted once
     found_committed: int = 0
     wall_seconds: float = 0.0
+    # why it was abandoned: its heartbeat stopped, its executor's error, the run was stopped
+    reason: str = ""
 
 
 @dataclass

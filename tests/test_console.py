@@ -14,7 +14,8 @@ def test_a_spread_run_lists_its_executors_and_its_redone_slices_after_the_table(
     assert lines[start + 2].split() == ["host-a:101", "2", "9,000", "4,500"]
     assert lines[start + 4].split() == ["host-c:103", "1", "3,000", "2,000"]
     assert (
-        "phase 1 slice 3 redone: attempt 1 on host-c:103 abandoned (its executor stopped), "
+        "phase 1 slice 3 redone: attempt 1 on host-c:103 abandoned (its executor host-c:103 "
+        "stopped beating for 10 s; after committing 5,720 records), "
         "attempt 2 on host-b:102 found 5,720 records committed and counted them once"
     ) in text
     assert text.count("redone") == 1

@@ -157,7 +157,17 @@ def spread_summary() -> RunSummary:
         attempts=[
             attempt(1, 1, 1, "host-a:101", "finished", 6_000, 0, 1.0),
             attempt(1, 2, 1, "host-b:102", "finished", 6_000, 0, 1.5),
-            attempt(1, 3, 1, "host-c:103", "abandoned", 0, 0, 0.0),
+            attempt(
+                1,
+                3,
+                1,
+                "host-c:103",
+                "abandoned",
+                5_720,
+                0,
+                0.0,
+                reason="its executor host-c:103 stopped beating for 10 s",
+            ),
             attempt(1, 3, 2, "host-b:102", "finished", 6_000, 5_720, 1.5),
             attempt(2, 1, 1, "host-b:102", "finished", 3_000, 0, 1.0),
             attempt(2, 2, 1, "host-c:103", "finished", 3_000, 0, 1.5),
@@ -494,7 +504,8 @@ def test_a_spread_run_has_its_processes_attempts_and_threads_per_executor():
     assert "host-a:101 1/1, 2/3 2 9,000 2.00 4,500" in section
     assert "host-b:102 1/2, 1/3, 2/1 3 15,000 4.00 3,750" in section
     # Phase 1 slice 3: abandoned on host-c, redone on host-b, which found what host-c committed.
-    assert "1 (users, products) 3 1 host-c:103 abandoned 0 0 0.00" in section
+    assert "1 (users, products) 3 1 host-c:103 abandoned 5,720 0 0.00" in section
+    assert "attempt 1 abandoned: its executor host-c:103 stopped beating for 10 s" in section
     assert "1 (users, products) 3 2 host-b:102 finished 6,000 5,720 1.50" in section
     # The threads of slice 3 ran on host-b for users (phase 1) and on host-a for orders (phase 2).
     by_executor = text.split("Threads by process or worker")[1]

@@ -220,6 +220,7 @@ def test_a_spread_runs_processes_and_attempts_round_trip_through_json():
         "inserted": 6_000,
         "found_committed": 5_720,
         "wall_seconds": 1.5,
+        "reason": "",
     }
     again = RunSummary.from_dict(data)
     assert again.scale_out == summary.scale_out

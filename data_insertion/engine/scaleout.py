@@ -284,7 +284,9 @@ class _Coordinator:
 
 def _attempt_summary(attempt: SliceAttempt) -> SliceAttemptSummary:
     tallies = (attempt.tally or {}).values()
-    inserted = sum(model["counts"].get(Status.INSERTED, 0) for model in tallies)
+    # An abandoned attempt's tally never came: its last heartbeat says what it had committed.
+    counted = tallies or (attempt.progress or {}).values()
+    inserted = sum(model["counts"].get(Status.INSERTED, 0) for model in counted)
     found = sum(model["found_committed"] for model in tallies)
     starts = [model["first_started"] for model in tallies if model["first_started"] is not None]
     ends = [model["last_finished"] for model in tallies if model["last_finished"] is not None]
@@ -297,6 +299,7 @@ def _attempt_summary(attempt: SliceAttempt) -> SliceAttemptSummary:
         inserted=inserted,
         found_committed=found,
         wall_seconds=round(max(ends) - min(starts), 4) if starts else 0.0,
+        reason=attempt.error,
     )
 
 

@@ -115,6 +115,15 @@ def _attempts_table(scale_out: ScaleOutSummary, layout: Layout) -> list[Flowable
         flowables.append(
             layout.table(header, rows, widths, right_aligned_from=5, extra_style=highlights)
         )
+    for attempt in shown:
+        if attempt.state != "finished" and attempt.reason:
+            flowables.append(
+                layout.paragraph(
+                    f"Phase {attempt.phase} slice {attempt.slice} attempt {attempt.attempt} "
+                    f"abandoned: {attempt.reason}.",
+                    layout.note,
+                )
+            )
     hidden = len(scale_out.attempts) - len(shown)
     if hidden:
         flowables.append(
