@@ -318,3 +318,43 @@ def test_a_celery_worker_killed_mid_run_loses_and_doubles_nothing(tmp_path, cele
     assert rows_in_files(tmp_path) == inserted  # nothing doubled, nothing lost
     for model in MODELS:
         assert summary["summary"][model]["attempted"] == 12000  # every record counted once
+
+
+@all_databases
+def test_faults_act_on_every_process_of_a_spread_run():
+    from data_insertion.engine.faults import parse_fault
+
+    summary = run_simulation(
+        SimulationConfig(
+            threads=2,
+            records=4000,
+            seed=2,
+            batch_size=50,
+            processes=2,
+            faults=(parse_fault("products_db:down:500ms@0s"), parse_fault("users_db:latency:2ms")),
+        )
+    )
+    down, slow = summary.faults
+    # Each process shut products_db's door itself; the summary knows when it held.
+    assert down.applied_at and down.removed_at and not down.error
+    assert summary.models["product"].failed > 0
+    assert {
+        r.message.split(":")[0] for r in summary.models["product"].reasons if r.status == "failed"
+    } == {"products_db"}
+    assert slow.applied_at and summary.models["user"].latency_ms.p50 >= 2.0
+    assert summary.reconciled  # failed records are not rows; every committed one is counted
+
+
+def test_a_sharded_run_over_processes_reconciles_and_audits_clean(tmp_path):
+    shards = {"DS_SHARDS": "2"}
+    run = manage(
+        tmp_path,
+        "insert_data", "--processes", "2", "--threads", "2", "--records", "2000",
+        "--batch-size", "100", "--json", "-",
+        env=shards,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    summary = json.loads(run.stdout)
+    assert all(len(model["database_rows"]) == 2 for model in summary["summary"].values())
+    audit = manage(tmp_path, "verify_data", env=shards)
+    assert audit.returncode == 0, audit.stdout + audit.stderr

@@ -13,6 +13,7 @@ import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import asdict
 from typing import Any
 
 from django.db import DatabaseError, connections
@@ -24,7 +25,7 @@ from ..tallies import RunTally
 from ..topology.breakers import reset_breakers
 from .committers import commit_strategy
 from .config import Slice
-from .faults import injected
+from .faults import acts_in_each_process, injected
 from .run import PHASES, RunPlan, references_from_wire, run_phase
 from .workers import start_thread
 
@@ -54,10 +55,13 @@ def execute_attempt(attempt_id: int, barrier: Any = None) -> str:
     stop = threading.Event()
     reset_breakers()
     strategy = commit_strategy(plan.config, tally.add_all)
-    in_process = tuple(fault for fault in plan.config.faults if fault.kind == "latency")
+    in_process = tuple(fault for fault in plan.config.faults if acts_in_each_process(fault))
     connections.close_all()
     try:
-        with injected(in_process, plan.run_started), _beating(attempt_id, tally, models, stop):
+        with (
+            injected(in_process, plan.run_started) as fault_records,
+            _beating(attempt_id, tally, models, stop),
+        ):
             run_phase(
                 plan,
                 models,
@@ -79,6 +83,7 @@ def execute_attempt(attempt_id: int, barrier: Any = None) -> str:
         finished_at=timezone.now(),
         tally=tally.to_wire(models),
         interrupted=stop.is_set(),
+        fault_records={spec: asdict(record) for spec, record in fault_records.items()},
     )
     connections.close_all()
     return "finished" if finished else "abandoned"

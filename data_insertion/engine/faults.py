@@ -127,6 +127,16 @@ def check_supported(faults: Sequence[Fault]) -> None:
             )
 
 
+def acts_in_each_process(fault: Fault) -> bool:
+    """Whether the fault acts where the writes are made, so that every process of a spread run
+    applies it itself: a slow write, and a SQLite database down (its driver's door, shut in
+    each process). A lock held by another connection, and a server that refuses every
+    client, act on all processes from one."""
+    return fault.kind == "latency" or (
+        fault.kind == "down" and backend(fault.alias).vendor == "sqlite"
+    )
+
+
 @dataclass
 class FaultRecord:
     """When a fault really held (UTC, to the microsecond, as rows' created_at are), or why

@@ -39,7 +39,7 @@ from ..summary import (
 )
 from ..tallies import RunTally
 from .config import SimulationConfig
-from .faults import injected
+from .faults import FaultRecord, acts_in_each_process, injected
 from .processes import LocalProcesses
 from .progress import ProgressCallback, sampling_progress
 from .run import PHASES, find_references, plan_run, references_to_wire, summarise
@@ -120,9 +120,9 @@ def run_spread_over(
     tally = RunTally(plan.run_started, config.faults)
     live = _LiveTally(tally)
     coordinator = _Coordinator(spread_run, transport, tally, live, stop)
-    # Locks and outages act on the databases for every process; a slow write acts where it
-    # is made, so each executor adds its own latency (executor.py).
-    across_processes = tuple(fault for fault in config.faults if fault.kind != "latency")
+    # A lock, or a server's outage, acts on every process from here; the other faults each
+    # executor applies to itself (executor.py).
+    across_processes = tuple(f for f in config.faults if not acts_in_each_process(f))
     connections.close_all()  # nothing of this process's crosses into its executors
     with (
         transport,
@@ -145,7 +145,7 @@ def run_spread_over(
         tally,
         rows_before,
         interrupted=stop.is_set() or coordinator.interrupted,
-        fault_records=fault_records,
+        fault_records={**coordinator.fault_records, **fault_records},
     )
     summary.scale_out = coordinator.summary(transport.name)
     return summary
@@ -169,6 +169,9 @@ class _Coordinator:
         self.interrupted = False
         self.unfinished: list[str] = []
         self.attempts: list[SliceAttemptSummary] = []
+        # Faults the executors applied themselves: held from the first to apply it to the
+        # last to remove it
+        self.fault_records: dict[str, FaultRecord] = {}
 
     def run_phase(self, phase: int, models: tuple[str, ...]) -> None:
         """Queue an attempt per slice and wait until every slice has finished or is given up."""
@@ -224,10 +227,20 @@ class _Coordinator:
     def _finished(self, slice_: _Slice, attempt_id: int) -> None:
         attempt = SliceAttempt.objects.get(pk=attempt_id)
         self.tally.add_wire(attempt.tally)
+        for spec, held in (attempt.fault_records or {}).items():
+            self._add_fault_record(spec, FaultRecord(**held))
         self.interrupted |= attempt.interrupted
         slice_.done = True
         slice_.progress = None
         self.attempts.append(_attempt_summary(attempt))
+
+    def _add_fault_record(self, spec: str, held: FaultRecord) -> None:
+        record = self.fault_records.setdefault(spec, FaultRecord())
+        if held.applied_at and (record.applied_at is None or held.applied_at < record.applied_at):
+            record.applied_at = held.applied_at
+        if held.removed_at and (record.removed_at is None or held.removed_at > record.removed_at):
+            record.removed_at = held.removed_at
+        record.error = record.error or held.error
 
     def _abandon(self, phase: int, slice_: _Slice, state: str, why: str) -> None:
         """Give the attempt up (unless it changed state meanwhile) and queue the next one, or

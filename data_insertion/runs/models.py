@@ -151,6 +151,8 @@ class SliceAttempt(models.Model):
     # The slice's tally in its wire form (tallies.RunTally.to_wire), once finished
     tally = models.JSONField(null=True)
     interrupted = models.BooleanField(default=False)
+    # When each fault it applied itself held (engine.faults.FaultRecord by spec), once finished
+    fault_records = models.JSONField(null=True)
     error = models.TextField(blank=True)
 
     class Meta:
