@@ -67,6 +67,7 @@ def test_a_started_run_answers_202_with_its_location_and_completes_with_rows_tha
         ({"thread": 10}, "thread"),
         ({"faults": ["users_db:melt:2s"]}, "faults"),
         ({"faults": ["nowhere_db:lock:2s"]}, "faults"),
+        ({"processes": 65}, "processes"),
     ],
 )
 def test_bad_options_are_422_naming_the_field_and_start_nothing(api, options, field):
@@ -251,3 +252,16 @@ def test_the_records_of_a_sharded_model_are_listed_across_its_databases(tmp_path
     assert all(seen["per_database"]) and sum(seen["per_database"]) == 300
     assert seen["count"] == 300
     assert seen["listed"] == seen["stored"]  # every user once, in id order, over the pages
+
+
+def test_a_run_spread_over_processes_can_be_started_from_the_api(api):
+    response = api.post(
+        "/api/runs",
+        {"threads": 2, "records": 300, "seed": 1, "processes": 2},
+        content_type="application/json",
+    )
+    assert response.status_code == 202
+    run = finish_background_run(response.json()["id"])
+    summary = api.get(f"/api/runs/{run.pk}/summary.json").json()
+    assert summary["ok"] and summary["scale_out"]["transport"] == "processes"
+    assert len(summary["scale_out"]["executors"]) == 2

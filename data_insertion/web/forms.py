@@ -2,7 +2,13 @@ from django import forms
 
 from ..engine import SimulationConfig
 from ..engine.faults import Fault, FaultSpecError, check_supported, parse_fault
-from ..management.options import MAX_BATCH_SIZE, MAX_RECORDS, MAX_SEED, MAX_THREADS
+from ..management.options import (
+    MAX_BATCH_SIZE,
+    MAX_PROCESSES,
+    MAX_RECORDS,
+    MAX_SEED,
+    MAX_THREADS,
+)
 
 
 class StartRunForm(forms.Form):
@@ -19,6 +25,10 @@ class StartRunForm(forms.Form):
         help_text="group commit; empty: one transaction per record",
     )
     fresh = forms.BooleanField(required=False, help_text="empty the three databases first")
+    processes = forms.IntegerField(
+        min_value=1, max_value=MAX_PROCESSES, initial=1, required=False, help_text="local processes"
+    )
+    celery = forms.BooleanField(required=False, help_text="on Celery workers instead")
     faults = forms.CharField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 2, "cols": 30}),
@@ -32,6 +42,15 @@ class StartRunForm(forms.Form):
         except FaultSpecError as error:
             raise forms.ValidationError(str(error)) from None
         return faults
+
+    def clean_processes(self) -> int:
+        return self.cleaned_data["processes"] or 1
+
+    def clean(self) -> dict:
+        cleaned = super().clean()
+        if cleaned.get("celery") and cleaned.get("processes", 1) > 1:
+            raise forms.ValidationError("Celery workers or local processes, not both.")
+        return cleaned
 
     def to_config(self) -> SimulationConfig:
         return SimulationConfig(**self.cleaned_data)

@@ -5,11 +5,18 @@ from datetime import datetime
 from typing import Any
 
 from ninja import ModelSchema, Schema
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ..engine import SimulationConfig
 from ..engine.faults import check_supported, parse_fault
-from ..management.options import MAX_BATCH_SIZE, MAX_RECORDS, MAX_SEED, MAX_THREADS
+from ..management.options import (
+    MAX_BATCH_SIZE,
+    MAX_PROCESSES,
+    MAX_RECORDS,
+    MAX_SEED,
+    MAX_SLICE_COUNT,
+    MAX_THREADS,
+)
 from ..models import Order, Product, User
 
 MAX_FAULTS = 20
@@ -28,6 +35,11 @@ class RunOptions(Schema):
         None, ge=1, le=MAX_BATCH_SIZE, description="group commit: records per transaction"
     )
     fresh: bool = Field(False, description="empty the three databases first")
+    processes: int = Field(1, ge=1, le=MAX_PROCESSES, description="local processes to spread over")
+    celery: bool = Field(False, description="spread over Celery workers (DS_CELERY_BROKER_URL)")
+    slices: int | None = Field(
+        None, ge=1, le=MAX_SLICE_COUNT, description="slices of a spread run (default: per process)"
+    )
     faults: list[str] = Field(
         default_factory=list,
         max_length=MAX_FAULTS,
@@ -39,6 +51,14 @@ class RunOptions(Schema):
     def faults_can_be_injected(cls, specs: list[str]) -> list[str]:
         check_supported([parse_fault(spec) for spec in specs])  # FaultSpecError is a ValueError
         return specs
+
+    @model_validator(mode="after")
+    def spread_one_way(self) -> "RunOptions":
+        if self.celery and self.processes > 1:
+            raise ValueError("celery and processes cannot be combined")
+        if self.slices is not None and not (self.celery or self.processes > 1):
+            raise ValueError("slices needs processes > 1 or celery")
+        return self
 
     def to_config(self) -> SimulationConfig:
         options = self.model_dump()
