@@ -66,6 +66,18 @@ def wait_for(condition, timeout: float, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def kill_mid_run(run: subprocess.Popen, data_dir: Path, kill) -> tuple[str, str]:
+    """Once a slice runs and has committed some records, `kill` the pid running it; the run's
+    output when it ends."""
+    try:
+        running = wait_for(lambda: attempts(data_dir, "running"), 90, "a running slice")
+        time.sleep(0.5)  # some of its records committed
+        kill(int(running[0][2].rpartition(":")[2]))
+        return run.communicate(timeout=300)
+    finally:
+        run.kill()
+
+
 def counts(summary) -> dict[str, tuple[int, int, int]]:
     return {m: (s.inserted, s.rejected, s.failed) for m, s in summary.models.items()}
 
@@ -169,14 +181,7 @@ def test_a_local_process_killed_mid_run_has_its_slice_redone(tmp_path):
         "--json", "-",
         env={"DS_SLICE_HEARTBEAT_TIMEOUT": "2"},
     )  # fmt: skip
-    try:
-        running = wait_for(lambda: attempts(tmp_path, "running"), 60, "a running slice")
-        time.sleep(0.5)  # let it commit some records first
-        victim = int(running[0][2].rpartition(":")[2])
-        os.kill(victim, signal.SIGKILL)
-        stdout, stderr = run.communicate(timeout=300)
-    finally:
-        run.kill()
+    stdout, stderr = kill_mid_run(run, tmp_path, lambda pid: os.kill(pid, signal.SIGKILL))
     assert run.returncode == 0, stderr
     summary = json.loads(stdout)
     scale_out = summary["scale_out"]
@@ -298,16 +303,15 @@ def test_a_celery_worker_killed_mid_run_loses_and_doubles_nothing(tmp_path, cele
             "DS_SLICE_HEARTBEAT_TIMEOUT": "3",
         },
     )  # fmt: skip
-    try:
-        running = wait_for(lambda: attempts(tmp_path, "running"), 90, "a running slice")
-        time.sleep(0.5)  # some of its records committed
-        pid = int(running[0][2].rpartition(":")[2])
-        victim = next(w for w in workers if pid in w.pids())
-        victim.kill()  # SIGKILL, the worker and its pool
-        stdout, stderr = run.communicate(timeout=300)
-    finally:
-        run.kill()
+    killed = []
+
+    def kill_its_worker(pid: int) -> None:
+        killed.append(pid)
+        next(w for w in workers if pid in w.pids()).kill()  # SIGKILL, the worker and its pool
+
+    stdout, stderr = kill_mid_run(run, tmp_path, kill_its_worker)
     assert run.returncode == 0, stderr
+    pid = killed[0]
     summary = json.loads(stdout)
     scale_out = summary["scale_out"]
     abandoned = [a for a in scale_out["attempts"] if a["state"] == "abandoned"]

@@ -25,19 +25,14 @@ from data_insertion.management.run_command import OneLineErrorCommand
 from data_insertion.topology.shards import MAX_DATABASES
 
 
-def counts(text: str) -> tuple[int, ...]:
-    parse = bounded_int(1, MAX_RECORDS)
-    return tuple(parse(part) for part in text.split(",") if part.strip())
+def comma_separated(low: int, high: int):
+    """An argparse type: whole numbers in low..high, separated by commas ("1,2,4")."""
+    parse = bounded_int(low, high)
 
+    def numbers(text: str) -> tuple[int, ...]:
+        return tuple(parse(part) for part in text.split(",") if part.strip())
 
-def process_counts(text: str) -> tuple[int, ...]:
-    parse = bounded_int(1, MAX_PROCESSES)
-    return tuple(parse(part) for part in text.split(",") if part.strip())
-
-
-def shard_counts(text: str) -> tuple[int, ...]:
-    parse = bounded_int(1, MAX_DATABASES)
-    return tuple(parse(part) for part in text.split(",") if part.strip())
+    return numbers
 
 
 class Command(OneLineErrorCommand):
@@ -64,28 +59,28 @@ class Command(OneLineErrorCommand):
         add_fault_option(parser)
         parser.add_argument(
             "--scaling-threads",
-            type=counts,
+            type=comma_separated(1, MAX_RECORDS),
             default=(10, 100, 1000),
             metavar="N,N,...",
             help="thread counts of the scaling table (default 10,100,1000)",
         )
         parser.add_argument(
             "--scaling-records",
-            type=counts,
+            type=comma_separated(1, MAX_RECORDS),
             default=(1_000, 10_000, 100_000),
             metavar="N,N,...",
             help="records per model in the scaling table (default 1000,10000,100000)",
         )
         parser.add_argument(
             "--shards",
-            type=shard_counts,
+            type=comma_separated(1, MAX_DATABASES),
             metavar="N,N,...",
             help="measure only the shard axis: the engine, one transaction per record and group "
             "commit, with every model over each number of SQLite files (e.g. 1,2,4)",
         )
         parser.add_argument(
             "--processes",
-            type=process_counts,
+            type=comma_separated(1, MAX_PROCESSES),
             metavar="N,N,...",
             help="measure only the processes axis: whole insert_data processes with --processes "
             "N for each N (e.g. 1,2), one transaction per record and group commit, beside the raw "
