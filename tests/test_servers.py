@@ -395,3 +395,72 @@ def test_a_database_that_does_not_exist_is_reported_at_once_with_the_reason(any_
     assert "cannot use users_db (" in finished.stderr and missing in finished.stderr
     assert reason in finished.stderr
     assert time.monotonic() - started < 15  # not after the pool's 30 s of quiet retries
+
+
+RACE_OF_REDONE_SLICES = """
+import json, threading
+from django.db import connections
+from data_insertion.identity import record_key
+from data_insertion.models import Product
+from data_insertion.services import commit_records, prepare_product
+
+COUNT = 4
+barrier = threading.Barrier(COUNT)
+results = [None] * COUNT
+
+def redo(number):
+    # Every attempt of slice 0 of run 9 sends the same 300 records at once.
+    records = [prepare_product(name=f"Lamp {i}", price="9.99") for i in range(300)]
+    for index, record in enumerate(records):
+        record.instance.record_key = record_key(9, 0, index)
+    try:
+        barrier.wait()
+        results[number] = [[r.status, r.found_committed] for r in commit_records(records)]
+    finally:
+        connections.close_all()
+
+threads = [threading.Thread(target=redo, args=(n,)) for n in range(COUNT)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+keys = list(Product.objects.values_list("record_key", flat=True))
+print(json.dumps({"results": results, "rows": len(keys), "distinct": len(set(keys))}))
+"""
+
+
+def test_attempts_of_one_slice_racing_commit_each_record_once(any_server, deployment):
+    deployment.place("products_db", any_server)
+    succeeded(deployment.manage("migrate", "--database", "products_db", "-v", "0"))
+    outcome = deployment.python(RACE_OF_REDONE_SLICES)
+    verdicts = [verdict for attempt in outcome["results"] for verdict in attempt]
+    assert all(status == "inserted" for status, _ in verdicts)
+    # each record inserted by one attempt and found committed by the three others
+    assert sum(not found for _, found in verdicts) == 300
+    assert outcome["rows"] == outcome["distinct"] == 300
+
+
+def test_a_run_over_processes_reconciles_on_a_server(any_server, deployment, tmp_path):
+    place_all(deployment, any_server)
+    run_json = tmp_path / "run.json"
+    out = succeeded(
+        deployment.manage(
+            "insert_data",
+            "--processes",
+            "2",
+            "--threads",
+            "4",
+            "--records",
+            "1000",
+            "--batch-size",
+            "100",
+            "--json",
+            str(run_json),
+            "-v",
+            "0",
+        )  # fmt: skip
+    )
+    assert "rows reconcile" in out and "Spread over 2 processes" in out
+    summary = json.loads(run_json.read_text())
+    for alias in TABLES:
+        assert deployment.rows(alias) == summary["summary"][MODELS[alias]]["inserted"]

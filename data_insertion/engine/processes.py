@@ -34,7 +34,6 @@ class LocalProcesses:
         self._processes: list[Any] = []
 
     def __enter__(self) -> "LocalProcesses":
-        connections.close_all()
         for _ in range(self.count):
             self._start_one()
         return self
@@ -65,6 +64,13 @@ class LocalProcesses:
         self._processes.append(self._start(len(self._processes)))
 
     def _start(self, number: int) -> Any:
+        # No connection, pooled ones included, may cross the fork: the child would share the
+        # parent's sockets (a pooled PostgreSQL connection broke in both).
+        connections.close_all()
+        for alias in connections:
+            close_pool = getattr(connections[alias], "close_pool", None)
+            if close_pool is not None:
+                close_pool()
         process = self._context.Process(
             target=_serve,
             args=(self._tasks, self._barrier),

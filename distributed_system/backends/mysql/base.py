@@ -50,6 +50,12 @@ class IdleConnections:
                 return True
         return False
 
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for _, connection in idle:
+            _close_quietly(connection)
+
 
 def _close_quietly(connection) -> None:
     with contextlib.suppress(Exception):  # an idle connection the server may have dropped
@@ -73,6 +79,15 @@ class DatabaseWrapper(base.DatabaseWrapper):
             with self._pools_guard:
                 pool = self._pools.setdefault(key, IdleConnections(options.get("max_size", 10)))
         return pool
+
+    def close_pool(self) -> None:
+        """Close this alias's idle connections and forget its pool, as PostgreSQL's backend
+        does (before a fork: no connection may cross into another process)."""
+        with self._pools_guard:
+            pools = [key for key in self._pools if key[0] == self.alias]
+            closing = [self._pools.pop(key) for key in pools]
+        for pool in closing:
+            pool.close()
 
     def get_connection_params(self) -> dict:
         params = super().get_connection_params()
