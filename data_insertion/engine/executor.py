@@ -62,15 +62,18 @@ def execute_attempt(attempt_id: int, barrier: Any = None) -> str:
             injected(in_process, plan.run_started) as fault_records,
             _beating(attempt_id, tally, models, stop),
         ):
-            run_phase(
-                plan,
-                models,
-                Slice(attempt.slice_number, spread_run.slice_count),
-                strategy,
-                stop,
-                references,
-                ready=None if barrier is None else lambda: _wait_for_the_others(barrier),
-            )
+            slice_ = Slice(attempt.slice_number, spread_run.slice_count)
+            for number, model in enumerate(_one_after_the_other(models, slice_)):
+                release = barrier is not None and number == 0
+                run_phase(
+                    plan,
+                    (model,),
+                    slice_,
+                    strategy,
+                    stop,
+                    references,
+                    ready=(lambda: _wait_for_the_others(barrier)) if release else None,
+                )
     except Exception as error:  # a thread refused, a bug: the coordinator redoes the slice
         SliceAttempt.objects.filter(pk=attempt_id, state=AttemptState.RUNNING).update(
             state=AttemptState.ABANDONED,
@@ -87,6 +90,16 @@ def execute_attempt(attempt_id: int, barrier: Any = None) -> str:
     )
     connections.close_all()
     return "finished" if finished else "abandoned"
+
+
+def _one_after_the_other(models: tuple[str, ...], slice_: Slice) -> tuple[str, ...]:
+    """A slice takes its phase's models one after the other, every other slice in the reverse
+    order: while one process writes users.db another writes products.db, where taking both at
+    once had every process wait for the same two writers. SQLite takes one writer per file,
+    and a writer holding it waits for its process's interpreter lock between statements: two
+    processes on the same files finished the run 1.3x faster than one, two independent ones on
+    separate files 2.1x (README, Performance)."""
+    return models if slice_.number % 2 == 0 else models[::-1]
 
 
 @contextmanager
