@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from .histogram import LatencyHistogram
+from .reference_cache import CacheCounts
 from .results import MODELS, InsertionResult, Status
 from .summary import (
     INSERTED_RECORDS_KEPT,
@@ -20,6 +21,7 @@ from .summary import (
     PROBLEM_RECORDS_KEPT,
     TIMELINE_POINTS,
     TIMELINE_RESOLUTION_SECONDS,
+    CacheSummary,
     DatabaseRows,
     FaultSummary,
     LatencySummary,
@@ -211,6 +213,17 @@ class RunTally:
             )
             for model in MODELS
         }
+        # The order checks through the shared cache, per model (None: no shared cache)
+        self.reference_cache: dict[str, CacheCounts] | None = None
+
+    def add_cache_counts(self, counts: dict[str, CacheCounts] | None) -> None:
+        """Add what the shared cache counted (reference_cache.take_counts()) in this slice."""
+        if counts is None:
+            return
+        if self.reference_cache is None:
+            self.reference_cache = {model: CacheCounts() for model in counts}
+        for model, count in counts.items():
+            self.reference_cache.setdefault(model, CacheCounts()).add(count)
 
     def add_all(self, results: Sequence[InsertionResult]) -> None:
         """Count results that finished together (all of one model)."""
@@ -230,6 +243,7 @@ class RunTally:
     def merge(self, other: "RunTally") -> None:
         for model, tally in other.models.items():
             self.models[model].merge(tally)
+        self.add_cache_counts(other.reference_cache)
 
     @classmethod
     def merged(
@@ -286,6 +300,7 @@ def build_summary(
     faults: list[FaultSummary] | None = None,
     interrupted: bool = False,
     output_error: str | None = None,
+    reference_cache: dict[str, CacheCounts] | None = None,
 ) -> RunSummary:
     interval = _timeline_interval(duration_seconds)
     if rows_found_by_database is not None:
@@ -353,6 +368,17 @@ def build_summary(
         models=models,
         interrupted=interrupted,
         output_error=output_error,
+        reference_cache=[
+            CacheSummary(
+                model=model,
+                hits=counts.hits,
+                misses=counts.misses,
+                errors=counts.errors,
+                database_ms_per_id=round(counts.database_seconds_per_id * 1000, 4),
+                cache_ms=round(counts.cache_seconds * 1000, 3),
+            )
+            for model, counts in (reference_cache or {}).items()
+        ],
     )
 
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 import django
 from django.db import connections
 
-from .. import services
+from .. import reference_cache, services
 from ..datasets import Dataset
 from ..housekeeping import (
     count_existing_ids_by_database,
@@ -104,6 +104,7 @@ def run_simulation(
     """
     stop = stop or threading.Event()
     reset_breakers()  # each run starts with every database's breaker closed
+    reference_cache.take_counts()  # the shared cache's counts start with the run
     if config.fresh:
         empty_databases()
     rows_before = count_rows()
@@ -132,6 +133,7 @@ def run_simulation(
         references = find_references(tally)
         connections.close_all()
         run_phase(plan, orders, WHOLE_RUN, strategy, stop, references)
+    tally.add_cache_counts(reference_cache.take_counts())
     return summarise(
         plan,
         tally,
@@ -234,6 +236,7 @@ def summarise(
         interrupted=interrupted,
         output_error=output_error,
         faults=faults,
+        reference_cache=tally.reference_cache,
     )
 
 
