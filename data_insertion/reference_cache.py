@@ -114,7 +114,13 @@ class ReferenceCache:
         existing, storable = {}, {}
         for model, ids in wanted.items():
             epoch = epochs[model]
-            hits = {pk for pk in ids if entries.get(_entry_key(model, pk)) == epoch}
+            # A tombstone hides an entry a check that raced with the delete may have stored.
+            hits = {
+                pk
+                for pk in ids
+                if entries.get(_entry_key(model, pk)) == epoch
+                and _tombstone_key(model, pk) not in entries
+            }
             missing = [pk for pk in ids if pk not in hits]
             counts[model].hits, counts[model].misses = len(hits), len(missing)
             counts[model].cache_seconds = read_seconds / len(wanted)
