@@ -1,17 +1,11 @@
 """The shared cache of the order checks, against a real Redis (DS_TEST_REDIS_URL, by default
-database 1 of the local server): positive answers cached, deletes seen at once, an outage that
-costs nothing but time.
+database 1 of the local server; the `prefix` fixture): positive answers cached, deletes seen at
+once, an outage that costs nothing but time."""
 
-Each test has its own key prefix and deletes its own keys afterwards: other tests (and other
-people's) use the same server, so nothing here flushes a database.
-"""
-
-import os
 import time
 import uuid
 
 import pytest
-import redis
 from django.contrib.auth import get_user_model
 from django.db import connections
 
@@ -21,43 +15,10 @@ from data_insertion.housekeeping import empty_databases
 from data_insertion.models import Product, User
 from data_insertion.services import UNKNOWN_USER, insert_order, insert_product, insert_user
 from data_insertion.summary import RunSummary
-from data_insertion.topology.shared_cache import SHARED_CACHE, cache_settings
-from tests.conftest import all_databases
+from tests.conftest import CLOSED_PORT_URL, REDIS_URL, all_databases, point_cache_at
 from tests.proxy import TcpProxy
 
 pytestmark = all_databases
-REDIS_URL = os.environ.get("DS_TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
-CLOSED_PORT_URL = "redis://127.0.0.1:1/1"
-
-
-def redis_or_skip() -> redis.Redis:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5)
-    try:
-        client.ping()
-    except redis.RedisError as error:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no Redis at {REDIS_URL} ({error}): set DS_TEST_REDIS_URL")
-    return client
-
-
-def point_cache_at(settings, url: str, prefix: str, ttl: int = 300) -> None:
-    settings.CACHES = {
-        **settings.CACHES,
-        SHARED_CACHE: {**cache_settings(url, {}), "KEY_PREFIX": prefix},
-    }
-    settings.REFERENCE_CACHE_TTL_SECONDS = ttl
-
-
-@pytest.fixture
-def prefix():
-    """This test's own key prefix, its keys deleted afterwards."""
-    client = redis_or_skip()
-    prefix = f"ds-test-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    keys = list(client.scan_iter(match=f"{prefix}:*"))
-    if keys:
-        client.delete(*keys)
 
 
 @pytest.fixture
