@@ -30,11 +30,13 @@ breaker of its own), so a dead cache does not cost a timeout per order.
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 
 from django.conf import settings
 from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCache
 from django.core.signals import setting_changed
 from django.db import transaction
 from django.db.models import Model
@@ -49,6 +51,9 @@ from .topology.shared_cache import SHARED_CACHE, cache_location
 CACHED_MODELS = ("user", "product")
 # A tombstone outlives every entry a check that raced with the delete could store.
 TOMBSTONE_LIFETIMES = 2
+# An epoch that expires is replaced by a new one, and its model's entries all miss once: safe,
+# and no key is kept for ever (the benchmark's own keys all go away).
+EPOCH_LIFETIME_SECONDS = 24 * 3600
 # After a cache error, checks leave the cache alone this long.
 COOL_DOWN_SECONDS = 1.0
 
@@ -87,10 +92,15 @@ class ReferenceCache:
     """The process's view of the shared cache: one client (a thread-safe connection pool) for
     every thread, its breaker and its counts."""
 
-    def __init__(self) -> None:
-        self.url = settings.CACHES[SHARED_CACHE]["LOCATION"]
+    def __init__(self, key_prefix: str | None = None) -> None:
+        """`key_prefix`: keys of their own (the benchmark's), instead of the deployment's."""
+        configured = settings.CACHES[SHARED_CACHE]
+        self.url = configured["LOCATION"]
         self.ttl = settings.REFERENCE_CACHE_TTL_SECONDS
-        self.store = caches.create_connection(SHARED_CACHE)
+        if key_prefix is None:
+            self.store = caches.create_connection(SHARED_CACHE)
+        else:
+            self.store = RedisCache(self.url, {**configured, "KEY_PREFIX": key_prefix})
         self.breaker = CircuitBreaker("cache", threshold=1, cool_down=COOL_DOWN_SECONDS)
         self.counts = {model: CacheCounts() for model in CACHED_MODELS}
         self._lock = threading.Lock()
@@ -161,7 +171,7 @@ class ReferenceCache:
         return epochs, entries
 
     def _new_epoch(self, model: str) -> str:
-        self.store.add(_epoch_key(model), uuid.uuid4().hex, timeout=None)
+        self.store.add(_epoch_key(model), uuid.uuid4().hex, timeout=EPOCH_LIFETIME_SECONDS)
         return self.store.get(_epoch_key(model))
 
     @staticmethod
@@ -215,7 +225,7 @@ class ReferenceCache:
     def forget_all(self, model: str) -> None:
         """Every entry of `model` stops counting: a new epoch."""
         try:
-            self.store.set(_epoch_key(model), uuid.uuid4().hex, timeout=None)
+            self.store.set(_epoch_key(model), uuid.uuid4().hex, timeout=EPOCH_LIFETIME_SECONDS)
         except (RedisError, OSError) as error:
             raise CacheUnreachable(
                 f"the shared cache ({cache_location(self.url)}) could not be told that every "
@@ -243,11 +253,15 @@ def _epoch_key(model: str) -> str:
 
 _shared: ReferenceCache | None = None
 _guard = threading.Lock()
+_CONFIGURED = object()
+_replacement: object = _CONFIGURED
 
 
 def shared_cache() -> ReferenceCache | None:
     """The process's ReferenceCache, or None when DS_CACHE_URL is unset."""
     global _shared
+    if _replacement is not _CONFIGURED:
+        return _replacement
     if _shared is None and SHARED_CACHE in settings.CACHES:
         with _guard:
             if _shared is None:
@@ -262,6 +276,18 @@ def _settings_changed(*, setting: str, **kwargs) -> None:
     if setting in {"CACHES", "REFERENCE_CACHE_TTL_SECONDS"}:
         with _guard:
             _shared = None
+
+
+@contextmanager
+def replaced(cache: ReferenceCache | None) -> Iterator[None]:
+    """Every thread's checks use `cache` (None: no cache) while the block runs: the
+    benchmark's runs on its temporary databases, whose ids mean nothing to the deployment."""
+    global _replacement
+    saved, _replacement = _replacement, cache
+    try:
+        yield
+    finally:
+        _replacement = saved
 
 
 def existing_ids(wanted: dict[str, list[int]], lookups: Lookups) -> dict[str, set[int]]:
