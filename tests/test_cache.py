@@ -2,17 +2,22 @@
 database 1 of the local server; the `prefix` fixture): positive answers cached, deletes seen at
 once, an outage that costs nothing but time."""
 
+import io
 import time
 import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.db import connections
+from django.test import Client
+from pypdf import PdfReader
 
 from data_insertion import reference_cache
 from data_insertion.engine import SimulationConfig, run_simulation
 from data_insertion.housekeeping import empty_databases
 from data_insertion.models import Product, User
+from data_insertion.runs.models import Run
 from data_insertion.services import UNKNOWN_USER, insert_order, insert_product, insert_user
 from data_insertion.summary import RunSummary
 from tests.conftest import CLOSED_PORT_URL, REDIS_URL, all_databases, point_cache_at
@@ -172,3 +177,24 @@ def test_a_delete_the_cache_cannot_hear_of_is_refused(settings, prefix):
     with pytest.raises(reference_cache.CacheUnreachable, match="the change is not made"):
         User.objects.get(pk=user).delete()
     assert User.objects.filter(pk=user).exists()
+
+
+def test_a_runs_cache_counts_are_on_the_console_in_the_pdf_and_on_its_page(shared_cache, tmp_path):
+    output = io.StringIO()
+    pdf = tmp_path / "run.pdf"
+    call_command(
+        "generate_pdf_report", "--records", "300", "--threads", "4", "--output", str(pdf),
+        verbosity=0, stdout=output,
+    )  # fmt: skip
+
+    console = output.getvalue()
+    assert "Shared cache, order checks (ids):" in console
+    user_line = next(line for line in console.splitlines() if line.startswith("  user "))
+    assert "hits" in user_line and "0 errors" in user_line
+    text = " ".join(page.extract_text() for page in PdfReader(pdf).pages)
+    assert "Shared cache" in text and "Hit ratio" in text
+    account = get_user_model().objects.create_user("staff", password="pw", is_staff=True)
+    staff = Client()
+    staff.force_login(account)
+    page = staff.get(f"/runs/{Run.objects.latest('pk').pk}/").content.decode()
+    assert '<table id="cache">' in page and "Time saved ms" in page
