@@ -15,8 +15,9 @@ afterwards finds the row in the cache. What keeps it:
   stale) entry just after the invalidation; the tombstone, which lives twice the entry's
   lifetime, hides that entry for its whole life (a check stores nothing once half a lifetime
   has passed since it read the cache).
-- Emptying the databases (--fresh) and the benchmark's temporary databases change a model's
-  epoch: a random token every entry carries, so all of its entries stop counting at once.
+- Emptying the databases (--fresh) changes each model's epoch: a random token every entry
+  carries, so all of its entries stop counting at once. The benchmark's temporary databases
+  use no cache, or one with keys of their own.
 
 What it cannot promise: a delete made outside Django (SQL typed into psql) sends no signal, and
 its row stays "existing" in the cache for up to DS_CACHE_TTL seconds. A delete the cache cannot
