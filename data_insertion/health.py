@@ -76,13 +76,12 @@ class HealthReport:
 
 def check_health() -> HealthReport:
     """Every database the settings and the shard maps name, then the cache."""
-    # A map may name databases the settings do not; if default is down, its line says why.
-    with contextlib.suppress(DatabaseError):
-        shardmap.load_shard_maps(create=False)
-    aliases = [DEFAULT_DATABASE, *(alias for alias in connections if alias != DEFAULT_DATABASE)]
-    return HealthReport(
-        databases=[database_health(alias) for alias in aliases], cache=cache_health()
-    )
+    default = database_health(DEFAULT_DATABASE)
+    if default.reachable:  # a map may name databases the settings do not
+        with contextlib.suppress(DatabaseError):
+            shardmap.load_shard_maps(create=False)
+    others = [database_health(alias) for alias in connections if alias != DEFAULT_DATABASE]
+    return HealthReport(databases=[default, *others], cache=cache_health())
 
 
 def database_health(alias: str) -> DatabaseHealth:

@@ -287,6 +287,7 @@ class RunSummary:
             else:
                 model["skew"] = round(self.models[name].skew or 0.0, 4)
         data["ok"] = self.ok
+        data["warnings"] = self.warnings  # derived from reference_cache
         return data
 
     @classmethod
