@@ -77,6 +77,9 @@ class ModelTally:
         self.records: list[RecordDetail] = []
         self.problem_records_kept = 0
         self.inserted_records_kept = 0
+        # What this model's checks asked of the shared cache, per model asked about (an order's
+        # checks ask about users and products); None: no shared cache
+        self.cache_counts: dict[str, CacheCounts] | None = None
         self._lock = threading.Lock()
 
     def add_all(self, results: Sequence[InsertionResult]) -> None:
@@ -136,6 +139,11 @@ class ModelTally:
                         )
                     )
 
+    def add_cache_counts(self, counts: dict[str, CacheCounts] | None) -> None:
+        """Add what the shared cache counted for these records (reference_cache.take_counts())."""
+        with self._lock:
+            self.cache_counts = _added_counts(self.cache_counts, counts)
+
     def progress(self) -> tuple[dict[str, int], LatencyHistogram, dict[str, int]]:
         """The counts so far, a copy of the latency histogram and the rows committed in each
         database (empty unless sharded), read together under the lock (the progress sampler's
@@ -181,6 +189,7 @@ class ModelTally:
                 self.threads.setdefault(name, _ThreadTally()).merge(thread)
             self.reasons.update(other.reasons)
             self.timeline.update(other.timeline)
+            self.cache_counts = _added_counts(self.cache_counts, other.cache_counts)
             self.inserted_pks.extend(other.inserted_pks)
             for record in other.records:
                 inserted = record.status == Status.INSERTED
@@ -191,6 +200,18 @@ class ModelTally:
                 else:
                     continue
                 self.records.append(record)
+
+
+def _added_counts(
+    total: dict[str, CacheCounts] | None, counts: dict[str, CacheCounts] | None
+) -> dict[str, CacheCounts] | None:
+    """`counts` added into `total` (None: nothing counted, no shared cache)."""
+    if counts is None:
+        return total
+    total = {} if total is None else total
+    for model, count in counts.items():
+        total.setdefault(model, CacheCounts()).add(count)
+    return total
 
 
 def _earliest(first: float | None, second: float | None) -> float | None:
@@ -213,17 +234,6 @@ class RunTally:
             )
             for model in MODELS
         }
-        # The order checks through the shared cache, per model (None: no shared cache)
-        self.reference_cache: dict[str, CacheCounts] | None = None
-
-    def add_cache_counts(self, counts: dict[str, CacheCounts] | None) -> None:
-        """Add what the shared cache counted (reference_cache.take_counts()) in this slice."""
-        if counts is None:
-            return
-        if self.reference_cache is None:
-            self.reference_cache = {model: CacheCounts() for model in counts}
-        for model, count in counts.items():
-            self.reference_cache.setdefault(model, CacheCounts()).add(count)
 
     def add_all(self, results: Sequence[InsertionResult]) -> None:
         """Count results that finished together (all of one model)."""
@@ -243,7 +253,6 @@ class RunTally:
     def merge(self, other: "RunTally") -> None:
         for model, tally in other.models.items():
             self.models[model].merge(tally)
-        self.add_cache_counts(other.reference_cache)
 
     @classmethod
     def merged(

@@ -20,6 +20,7 @@ from data_insertion.models import Product, User
 from data_insertion.runs.models import Run
 from data_insertion.services import UNKNOWN_USER, insert_order, insert_product, insert_user
 from data_insertion.summary import RunSummary
+from data_insertion.tallies import RunTally
 from tests.conftest import CLOSED_PORT_URL, REDIS_URL, all_databases, point_cache_at
 from tests.proxy import TcpProxy
 
@@ -198,3 +199,12 @@ def test_a_runs_cache_counts_are_on_the_console_in_the_pdf_and_on_its_page(share
     staff.force_login(account)
     page = staff.get(f"/runs/{Run.objects.latest('pk').pk}/").content.decode()
     assert '<table id="cache">' in page and "Time saved ms" in page
+
+
+def test_the_cache_counts_of_slices_add_up_when_their_tallies_merge():
+    slices = [RunTally(run_started=0.0) for _ in range(2)]
+    for hits, tally in enumerate(slices, start=1):
+        tally.models["order"].add_cache_counts({"user": reference_cache.CacheCounts(hits=hits)})
+
+    whole = RunTally.merged(slices, run_started=0.0)
+    assert whole.models["order"].cache_counts["user"].hits == 3

@@ -133,7 +133,7 @@ def run_simulation(
         references = find_references(tally)
         connections.close_all()
         run_phase(plan, orders, WHOLE_RUN, strategy, stop, references)
-    tally.add_cache_counts(reference_cache.take_counts())
+    tally.models["order"].add_cache_counts(reference_cache.take_counts())
     return summarise(
         plan,
         tally,
@@ -236,7 +236,7 @@ def summarise(
         interrupted=interrupted,
         output_error=output_error,
         faults=faults,
-        reference_cache=tally.reference_cache,
+        reference_cache=tally.models["order"].cache_counts,
     )
 
 
