@@ -28,7 +28,14 @@ from . import reference_cache
 from .models import Order, Product, User
 from .persistence import assign_ids, existing_ids, existing_rows, insert_rows
 from .results import InsertionResult, Status
-from .topology import backend, database_for, database_for_model, is_transient, shardmap
+from .topology import (
+    backend,
+    connection_scope,
+    database_for,
+    database_for_model,
+    is_transient,
+    shardmap,
+)
 from .topology.breakers import CircuitOpen
 from .validation import as_integer_input, as_price, as_text, field_errors
 
@@ -171,7 +178,11 @@ def _commit_to(
                 _unsaved(instance)
         try:
             if check_elsewhere is not None:
-                for i, errors in check_elsewhere([records[i] for i in positions], alias).items():
+                # Its reads count against the other databases' connection caps, as they did
+                # inside the write transaction (a connection scope hands them back).
+                with connection_scope():
+                    checked = check_elsewhere([records[i] for i in positions], alias)
+                for i, errors in checked.items():
                     outcome[positions[i]] = (Status.REJECTED, errors)
             with database.write_transaction(lock_keys):
                 if layout is not None:
