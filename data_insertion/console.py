@@ -55,8 +55,25 @@ def summary_lines(summary: RunSummary) -> list[str]:
     if failures:
         lines += ["", "Failed to commit, by reason:", *failures]
     lines += fault_lines(summary)
+    lines += cache_lines(summary)
     lines.append("")
     lines.append(reconciliation_line(summary))
+    return lines
+
+
+def cache_lines(summary: RunSummary) -> list[str]:
+    """The order checks through the shared cache, per model, and its warning if any."""
+    if not summary.reference_cache:
+        return []
+    lines = ["", "Shared cache, order checks (ids):"]
+    lines.extend(
+        f"  {cache.model:<8} {cache.hits:>9,} hits {cache.misses:>9,} misses "
+        f"({cache.hit_ratio:.0%} hits) {cache.errors:>7,} errors, time saved "
+        f"{cache.saved_ms:,.1f} ms (hits x {cache.database_ms_per_id:.3f} ms a database "
+        f"lookup, less {cache.cache_ms:,.1f} ms in the cache)"
+        for cache in summary.reference_cache
+    )
+    lines.extend(f"Warning: {warning}" for warning in summary.warnings)
     return lines
 
 

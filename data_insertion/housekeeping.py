@@ -11,6 +11,7 @@ from django.core.management import call_command
 from django.db import DatabaseError, IntegrityError, OperationalError, connections
 from django.db.models import Max, Model
 
+from . import reference_cache
 from .persistence import count_existing, ids_by_alias
 from .results import MODELS
 from .topology import backend, is_transient, shardmap
@@ -137,6 +138,11 @@ def largest_id(model: type[Model]) -> int:
 
 
 def empty_databases() -> None:
+    """Delete every row of the three models, in one statement per database (no row is loaded
+    nor signalled), and tell the shared cache that none of them exists any more."""
     for model in MODELS:
+        table = model_class(model)._meta.db_table
         for alias in shardmap.model_aliases(model):
-            model_class(model)._base_manager.using(alias).all().delete()
+            with connections[alias].cursor() as cursor:
+                cursor.execute(f"DELETE FROM {connections[alias].ops.quote_name(table)}")
+    reference_cache.forget_all()

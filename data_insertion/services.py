@@ -24,11 +24,19 @@ from typing import Any
 from django.db import DatabaseError, OperationalError
 from django.db.models import Model
 
+from . import reference_cache
 from .identity import slice_lock_key
 from .models import Order, Product, User
 from .persistence import assign_ids, existing_ids, existing_rows, insert_rows, mark_saved
 from .results import InsertionResult, Status
-from .topology import backend, database_for, database_for_model, is_transient, shardmap
+from .topology import (
+    backend,
+    connection_scope,
+    database_for,
+    database_for_model,
+    is_transient,
+    shardmap,
+)
 from .topology.breakers import CircuitOpen
 from .validation import as_integer_input, as_price, as_text, field_errors
 
@@ -157,7 +165,9 @@ def _commit_to(
     the map is still that version (else ShardMapChanged) and gives the rows their ids."""
     database = backend(alias)
     instances = [records[i].instance for i in positions]
-    check = _CHECKS.get(records[positions[0]].model)
+    model = records[positions[0]].model
+    check = _CHECKS.get(model)
+    check_elsewhere = _CHECKS_ELSEWHERE.get(model)
     lock_keys = _lock_keys(instances)
     keyed = instances[0].record_key is not None
     if keyed:
@@ -174,13 +184,19 @@ def _commit_to(
             for instance in instances:
                 _unsaved(instance)
         try:
+            if check_elsewhere is not None:
+                # Its reads count against the other databases' connection caps, as they did
+                # inside the write transaction (a connection scope hands them back).
+                with connection_scope():
+                    checked = check_elsewhere([records[i] for i in positions], alias)
+                for i, errors in checked.items():
+                    outcome[positions[i]] = (Status.REJECTED, errors)
             with database.write_transaction(lock_keys):
                 if layout is not None:
                     shardmap.confirm(layout)
-                pending = positions
                 if keyed:
                     outcome.update(_found_committed(records, positions, alias))
-                    pending = [i for i in positions if i not in outcome]
+                pending = [i for i in positions if i not in outcome]
                 if check is not None and pending:
                     for n, errors in check([records[i] for i in pending], alias).items():
                         outcome[pending[n]] = (Status.REJECTED, errors)
@@ -263,7 +279,8 @@ def other_row_errors(instance: Model) -> dict[str, list[str]]:
 
 
 def _other_row_errors(instance: Model, alias: str) -> dict[str, list[str]]:
-    check = _CHECKS.get(instance._meta.model_name)
+    model = instance._meta.model_name
+    check = _CHECKS.get(model) or _CHECKS_ELSEWHERE.get(model)
     if check is None:
         return {}
     return check([PreparedRecord(instance, {}, 0.0, "")], alias).get(0, {})
@@ -359,10 +376,19 @@ def _check_unique_emails(
 
 
 def _check_references(records: list[PreparedRecord], alias: str) -> dict[int, dict[str, list[str]]]:
-    # Users and products are never deleted while orders are inserted, so a row seen here is
-    # still there when the order commits.
-    users = existing_ids(User, [r.instance.user_id for r in records])
-    products = existing_ids(Product, [r.instance.product_id for r in records])
+    """An order's user and product must exist: asked of the shared cache first (positive
+    answers only), then of their databases.
+
+    The promise is the databases' own: a check that starts after a delete has returned does
+    not find the row (the delete invalidates the cache before it returns). A check that
+    started before a concurrent delete may still see the row, and its order commit after the
+    delete: the check and the insert are in different databases, and no lock spans both.
+    """
+    found = reference_cache.existing_ids(
+        {"user": _ids(records, "user_id"), "product": _ids(records, "product_id")},
+        _REFERENCE_LOOKUPS,
+    )
+    users, products = found["user"], found["product"]
     problems = {}
     for i, record in enumerate(records):
         errors = {}
@@ -375,11 +401,27 @@ def _check_references(records: list[PreparedRecord], alias: str) -> dict[int, di
     return problems
 
 
-# The rules that need other rows, by model.
-_CHECKS: dict[str, Callable[[list[PreparedRecord], str], dict[int, dict[str, list[str]]]]] = {
-    "user": _check_unique_emails,
-    "order": _check_references,
+def _ids(records: list[PreparedRecord], attribute: str) -> list[int]:
+    """The distinct integer ids the records reference (others cannot exist)."""
+    values = (getattr(record.instance, attribute) for record in records)
+    return list(dict.fromkeys(value for value in values if isinstance(value, int)))
+
+
+_REFERENCE_LOOKUPS: reference_cache.Lookups = {
+    "user": lambda ids: existing_ids(User, ids),
+    "product": lambda ids: existing_ids(Product, ids),
 }
+
+Check = Callable[[list[PreparedRecord], str], dict[int, dict[str, list[str]]]]
+# The rules that need other rows of the record's own database, by model: checked inside the
+# write transaction that inserts, which keeps them true until it commits.
+_CHECKS: dict[str, Check] = {"user": _check_unique_emails}
+# The rules that need rows of other databases (or the shared cache), by model: checked just
+# before the write transaction, which could not hold them anyway, so that no round trip to
+# another database or to the cache happens while this database's writer lock is held (one
+# writer at a time per SQLite file: with the cache's round trips inside it, 20 threads
+# committed 724 orders/s instead of 3,361).
+_CHECKS_ELSEWHERE: dict[str, Check] = {"order": _check_references}
 
 
 def _insert(instances: list[Model], database) -> list[tuple[int, DatabaseError]]:

@@ -253,6 +253,30 @@ class ScaleOutSummary:
         )
 
 
+class CacheSummary:
+    """One model's existence checks through the shared cache: ids it vouched for (hits), ids
+    asked of the database after it (misses) or instead of it (errors: unreachable), and the
+    time saved: hits x this run's mean database lookup per id, less the time the cache took."""
+
+    model: str
+    hits: int
+    misses: int
+    errors: int
+    database_ms_per_id: float
+    cache_ms: float
+
+    @property
+    def hit_ratio(self) -> float:
+        asked = self.hits + self.misses
+        return self.hits / asked if asked else 0.0
+
+    @property
+    def saved_ms(self) -> float:
+        """Database time the hits spared, less the time spent asking the cache (negative when
+        the cache costs more than it saves)."""
+        return self.hits * self.database_ms_per_id - self.cache_ms
+
+
 @dataclass(frozen=True)
 class Problem:
     message: str
@@ -274,6 +298,16 @@ class RunSummary:
     faults: list[FaultSummary] = field(default_factory=list)
     # a run spread over processes or Celery workers (None: one process)
     scale_out: ScaleOutSummary | None = None
+    # the order checks through the shared cache, per model (empty: no DS_CACHE_URL)
+    reference_cache: list[CacheSummary] = field(default_factory=list)
+
+    @property
+    def warnings(self) -> list[str]:
+        """What went wrong without failing the run."""
+        unreachable = sum(cache.errors for cache in self.reference_cache)
+        if unreachable:
+            return [f"cache unreachable: {unreachable:,} checks went to the database"]
+        return []
 
     @property
     def failed(self) -> int:
@@ -381,6 +415,7 @@ class RunSummary:
             else:
                 model["skew"] = round(self.models[name].skew or 0.0, 4)
         data["ok"] = self.ok
+        data["warnings"] = self.warnings  # derived from reference_cache
         return data
 
     @classmethod
@@ -409,4 +444,5 @@ class RunSummary:
             scale_out=(
                 ScaleOutSummary.from_dict(data["scale_out"]) if data.get("scale_out") else None
             ),
+            reference_cache=[CacheSummary(**cache) for cache in data.get("reference_cache", [])],
         )

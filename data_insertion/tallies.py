@@ -16,6 +16,7 @@ from dataclasses import asdict
 from typing import Any
 
 from .histogram import LatencyHistogram
+from .reference_cache import CacheCounts
 from .results import MODELS, InsertionResult, Status
 from .summary import (
     INSERTED_RECORDS_KEPT,
@@ -23,6 +24,7 @@ from .summary import (
     PROBLEM_RECORDS_KEPT,
     TIMELINE_POINTS,
     TIMELINE_RESOLUTION_SECONDS,
+    CacheSummary,
     DatabaseRows,
     FaultSummary,
     LatencySummary,
@@ -80,6 +82,9 @@ class ModelTally:
         self.records: list[RecordDetail] = []
         self.problem_records_kept = 0
         self.inserted_records_kept = 0
+        # What this model's checks asked of the shared cache, per model asked about (an order's
+        # checks ask about users and products); None: no shared cache
+        self.cache_counts: dict[str, CacheCounts] | None = None
         self._lock = threading.Lock()
 
     def add_all(self, results: Sequence[InsertionResult]) -> None:
@@ -141,6 +146,11 @@ class ModelTally:
                         )
                     )
 
+    def add_cache_counts(self, counts: dict[str, CacheCounts] | None) -> None:
+        """Add what the shared cache counted for these records (reference_cache.take_counts())."""
+        with self._lock:
+            self.cache_counts = _added_counts(self.cache_counts, counts)
+
     def progress(self) -> tuple[dict[str, int], LatencyHistogram, dict[str, int]]:
         """The counts so far, a copy of the latency histogram and the rows committed in each
         database (empty unless sharded), read together under the lock (the progress sampler's
@@ -187,6 +197,7 @@ class ModelTally:
                 self.threads.setdefault(name, _ThreadTally()).merge(thread)
             self.reasons.update(other.reasons)
             self.timeline.update(other.timeline)
+            self.cache_counts = _added_counts(self.cache_counts, other.cache_counts)
             self.inserted_pks.extend(other.inserted_pks)
             for record in other.records:
                 inserted = record.status == Status.INSERTED
@@ -223,6 +234,9 @@ class ModelTally:
                     zlib.compress(self.inserted_pks.tobytes())
                 ).decode(),
                 "records": [asdict(record) for record in self.records],
+                "cache_counts": None
+                if self.cache_counts is None
+                else {model: asdict(counts) for model, counts in self.cache_counts.items()},
             }
 
     def add_wire(self, data: dict[str, Any]) -> None:
@@ -251,6 +265,10 @@ class ModelTally:
         other.timeline.update({bucket: count for bucket, count in data["timeline"]})
         other.inserted_pks.frombytes(zlib.decompress(base64.b64decode(data["inserted_pks"])))
         other.records = [RecordDetail(**record) for record in data["records"]]
+        if data.get("cache_counts") is not None:
+            other.cache_counts = {
+                model: CacheCounts(**counts) for model, counts in data["cache_counts"].items()
+            }
         self.merge(other)
 
 
@@ -260,6 +278,18 @@ def _offset(moment: float | None, origin: float) -> float | None:
 
 def _at(offset: float | None, origin: float) -> float | None:
     return None if offset is None else origin + offset
+
+
+def _added_counts(
+    total: dict[str, CacheCounts] | None, counts: dict[str, CacheCounts] | None
+) -> dict[str, CacheCounts] | None:
+    """`counts` added into `total` (None: nothing counted, no shared cache)."""
+    if counts is None:
+        return total
+    total = {} if total is None else total
+    for model, count in counts.items():
+        total.setdefault(model, CacheCounts()).add(count)
+    return total
 
 
 def _earliest(first: float | None, second: float | None) -> float | None:
@@ -365,6 +395,7 @@ def build_summary(
     faults: list[FaultSummary] | None = None,
     interrupted: bool = False,
     output_error: str | None = None,
+    reference_cache: dict[str, CacheCounts] | None = None,
 ) -> RunSummary:
     interval = _timeline_interval(duration_seconds)
     if rows_found_by_database is not None:
@@ -432,6 +463,17 @@ def build_summary(
         models=models,
         interrupted=interrupted,
         output_error=output_error,
+        reference_cache=[
+            CacheSummary(
+                model=model,
+                hits=counts.hits,
+                misses=counts.misses,
+                errors=counts.errors,
+                database_ms_per_id=round(counts.database_seconds_per_id * 1000, 4),
+                cache_ms=round(counts.cache_seconds * 1000, 3),
+            )
+            for model, counts in (reference_cache or {}).items()
+        ],
     )
 
 

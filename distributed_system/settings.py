@@ -6,11 +6,13 @@ Everything a deployment changes comes from the environment; the defaults suit a 
 import math
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
 from data_insertion.topology.databases import configured_databases
 from data_insertion.topology.shards import configured_shard_counts
+from data_insertion.topology.shared_cache import SHARED_CACHE, URL_SCHEMES, cache_settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -137,6 +139,17 @@ DATABASES = configured_databases(
 )
 
 DATABASE_ROUTERS = ["distributed_system.routers.ModelDatabaseRouter"]
+
+# A cache shared by every process and machine (Redis, through Django's RedisCache), for the
+# order checks' "this user / product exists" (data_insertion.reference_cache); unset: none.
+CACHE_URL = os.environ.get("DS_CACHE_URL", "").strip()
+# How long a cached "exists" lives: the longest a delete made outside Django stays unseen.
+REFERENCE_CACHE_TTL_SECONDS = _env_number("DS_CACHE_TTL", 300, minimum=1)
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+if CACHE_URL:
+    if urlsplit(CACHE_URL).scheme not in URL_SCHEMES:
+        raise ImproperlyConfigured("DS_CACHE_URL must be a redis://, rediss:// or unix:// URL")
+    CACHES[SHARED_CACHE] = cache_settings(CACHE_URL, DATABASES)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

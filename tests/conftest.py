@@ -1,6 +1,11 @@
+import os
+import uuid
+
 import pytest
+import redis
 
 from data_insertion.topology.breakers import reset_breakers
+from data_insertion.topology.shared_cache import SHARED_CACHE, cache_settings
 from tests.servers import Deployment, server
 
 # Threads cannot share a test's transaction: tests that start workers use real transactions
@@ -51,3 +56,41 @@ def deployment(tmp_path):
     data_dir = tmp_path / "data"
     data_dir.mkdir()
     return Deployment(data_dir)
+
+
+# The Redis the cache tests use (database 1 of the local server unless named); each test has
+# its own key prefix and deletes its keys: others share the server, so nothing flushes it.
+REDIS_URL = os.environ.get("DS_TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
+# Nothing listens there: a Redis that is down.
+CLOSED_PORT_URL = "redis://127.0.0.1:1/1"
+
+
+def redis_or_skip() -> redis.Redis:
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no Redis at {REDIS_URL} ({error}): set DS_TEST_REDIS_URL")
+    return client
+
+
+def point_cache_at(settings, url: str, prefix: str, ttl: int = 300) -> None:
+    """The shared cache at `url` under the test's key `prefix`, entries living `ttl` s."""
+    settings.CACHES = {
+        **settings.CACHES,
+        SHARED_CACHE: {**cache_settings(url, {}), "KEY_PREFIX": prefix},
+    }
+    settings.REFERENCE_CACHE_TTL_SECONDS = ttl
+
+
+@pytest.fixture
+def prefix():
+    """This test's own key prefix, its keys deleted afterwards."""
+    client = redis_or_skip()
+    prefix = f"ds-test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    keys = list(client.scan_iter(match=f"{prefix}:*"))
+    if keys:
+        client.delete(*keys)

@@ -15,6 +15,10 @@ ones, so every mode commits the same rows):
 
 Rates are rows committed (counted in the databases afterwards) per second of wall time.
 
+The cache line (with DS_CACHE_URL, or --cache alone) runs the engine's two modes without the
+shared cache and through it, and gives the orders' rate: the orders are the records whose
+checks the cache answers.
+
 The shard axis (--shards) runs the engine's two modes with every model over 1, 2, 4, ...
 SQLite files, the shard maps in a temporary default database (a map, once written, is obeyed:
 it must never land in the user's).
@@ -34,14 +38,18 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connections
 
+from .. import reference_cache
 from ..datasets import Dataset
 from ..engine import SimulationConfig, run_simulation
 from ..engine.faults import Fault
 from ..housekeeping import count_rows, migrate_databases
+from ..reference_cache import ReferenceCache
+from ..summary import RunSummary
 from ..topology import MODEL_DATABASES, shardmap
 from ..topology.databases import sqlite_database
 from ..topology.placement import DEFAULT_DATABASE
 from ..topology.shards import shard_alias
+from ..topology.shared_cache import SHARED_CACHE
 from . import baselines
 
 BENCHMARK_TAG = "bench"
@@ -164,6 +172,56 @@ def measure_shards(
     return results
 
 
+def measure_cache(
+    *,
+    threads: int,
+    records: int,
+    batch_size: int,
+    seed: int = 1,
+    faults: tuple[Fault, ...] = (),
+    on_result: Callable[[ModeResult], None] | None = None,
+) -> list[ModeResult]:
+    """Orders/s of the engine's two modes without the shared cache and through it (keys of
+    its own, empty at the start: the hits are those of one run), on fresh temporary
+    databases; each result's rows and seconds are the orders' and their wall time."""
+    if SHARED_CACHE not in settings.CACHES:
+        raise UnsupportedDatabases("the cache line needs a shared cache: set DS_CACHE_URL")
+    results = []
+    for mode, batch in (("one transaction per record", None), ("group commit", batch_size)):
+        for cached in (False, True):
+            cache = (
+                ReferenceCache(key_prefix=f"ds-bench-{uuid.uuid4().hex[:12]}") if cached else None
+            )
+            with temporary_databases(), reference_cache.replaced(cache), _peak_rss() as peak:
+                summary = run_simulation(
+                    SimulationConfig(
+                        threads=threads,
+                        records=records,
+                        seed=seed,
+                        invalid_ratio=0.0,
+                        batch_size=batch,
+                        faults=faults,
+                    )
+                )
+            orders = summary.models["order"]
+            name = f"{mode}, " + (
+                f"cache, {_hit_ratio(summary):.0%} hits" if cached else "no cache"
+            )
+            result = ModeResult(
+                name, orders.inserted, orders.wall_seconds, peak[0] / 2**20, summary.failed
+            )
+            results.append(result)
+            if on_result:
+                on_result(result)
+    return results
+
+
+def _hit_ratio(summary: RunSummary) -> float:
+    hits = sum(cache.hits for cache in summary.reference_cache)
+    asked = hits + sum(cache.misses for cache in summary.reference_cache)
+    return hits / asked if asked else 0.0
+
+
 def _measure(name: str, run: Callable[[], int], shards: int | None = None) -> ModeResult:
     with temporary_databases(shards), _peak_rss() as peak:
         started = time.perf_counter()
@@ -208,16 +266,18 @@ def databases_vendor() -> str:
 @contextmanager
 def temporary_databases(shards: int | None = None) -> Iterator[None]:
     """Point the aliases at new, migrated databases, and remove those afterwards; with
-    `shards`, every model over that many SQLite files."""
-    if shards is not None:
-        with _temporary_sqlite_databases(shards):
-            yield
-    elif databases_vendor() == "postgresql":
-        with _temporary_server_databases():
-            yield
-    else:
-        with _temporary_sqlite_databases(None):
-            yield
+    `shards`, every model over that many SQLite files. No shared cache meanwhile: its
+    entries are the deployment's (measure_cache brings one of its own)."""
+    with reference_cache.replaced(None):
+        if shards is not None:
+            with _temporary_sqlite_databases(shards):
+                yield
+        elif databases_vendor() == "postgresql":
+            with _temporary_server_databases():
+                yield
+        else:
+            with _temporary_sqlite_databases(None):
+                yield
 
 
 @contextmanager

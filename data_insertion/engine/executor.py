@@ -20,6 +20,7 @@ from django.db import DatabaseError, connections
 from django.db.models import F
 from django.utils import timezone
 
+from .. import reference_cache
 from ..runs.models import AttemptState, SliceAttempt, SpreadRun
 from ..tallies import RunTally
 from ..topology.breakers import reset_breakers
@@ -57,6 +58,7 @@ def execute_attempt(attempt_id: int, barrier: Any = None) -> str:
     strategy = commit_strategy(plan.config, tally.add_all)
     in_process = tuple(fault for fault in plan.config.faults if acts_in_each_process(fault))
     connections.close_all()
+    reference_cache.take_counts()  # the shared cache's counts start with the attempt
     try:
         with (
             injected(in_process, plan.run_started) as fault_records,
@@ -81,6 +83,8 @@ def execute_attempt(attempt_id: int, barrier: Any = None) -> str:
         )
         connections.close_all()
         return "failed"
+    if "order" in models:
+        tally.models["order"].add_cache_counts(reference_cache.take_counts())
     finished = SliceAttempt.objects.filter(pk=attempt_id, state=AttemptState.RUNNING).update(
         state=AttemptState.FINISHED,
         finished_at=timezone.now(),

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 import django
 from django.db import connections
 
-from .. import services
+from .. import reference_cache, services
 from ..datasets import Dataset
 from ..housekeeping import (
     count_existing_ids_by_database,
@@ -143,6 +143,7 @@ def run_simulation(
         return run_spread(config, stop, on_progress)
     stop = stop or threading.Event()
     reset_breakers()  # each run starts with every database's breaker closed
+    reference_cache.take_counts()  # the shared cache's counts start with the run
     if config.fresh:
         empty_databases()
     rows_before = count_rows()
@@ -171,6 +172,7 @@ def run_simulation(
         references = find_references(tally)
         connections.close_all()
         run_phase(plan, orders, WHOLE_RUN, strategy, stop, references)
+    tally.models["order"].add_cache_counts(reference_cache.take_counts())
     return summarise(
         plan,
         tally,
@@ -309,6 +311,7 @@ def summarise(
         interrupted=interrupted,
         output_error=output_error,
         faults=faults,
+        reference_cache=tally.models["order"].cache_counts,
     )
 
 

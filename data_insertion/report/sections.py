@@ -10,6 +10,7 @@ from reportlab.platypus import Flowable, PageBreak, Spacer, Table, TableStyle
 
 from ..results import Status
 from ..summary import ModelSummary, RunSummary
+from .cache import cache_section
 from .charts import latency_histograms, outcome_and_throughput_charts, thread_charts
 from .details import details_section
 from .faults import faults_section
@@ -40,6 +41,7 @@ def story(summary: RunSummary, layout: Layout) -> list[Flowable]:
         *_summary_section(summary, layout),
         *_reconciliation_section(summary, layout),
         *shards_section(summary, layout),
+        *cache_section(summary, layout),
         *_latency_section(summary, layout),
         PageBreak(),
         *outcome_and_throughput_charts(summary, layout),

@@ -1,7 +1,8 @@
 """The REST API under /api/ (django-ninja): runs (start, list, status, stop, events, report,
-summary) and the stored records. Every endpoint needs `Authorization: Bearer TOKEN`; the
-OpenAPI schema at /api/openapi.json does not, nor its docs page at /api/docs, which only draws
-the schema (ninja's docs_decorator would close the schema too).
+summary), the stored records, and the health of the databases and the cache. Every endpoint
+needs `Authorization: Bearer TOKEN`; the OpenAPI schema at /api/openapi.json does not, nor its
+docs page at /api/docs, which only draws the schema (ninja's docs_decorator would close the
+schema too).
 
 django-ninja rather than Django REST Framework: the request and response shapes are Pydantic
 classes (schemas.py) that also validate the options (a bad one is a 422 naming the field), the
@@ -18,6 +19,7 @@ from ninja.pagination import LimitOffsetPagination, paginate
 from ninja.security import HttpBearer
 from pydantic import Field
 
+from ..health import check_health
 from ..models import Order, Product, User
 from ..persistence import stored_rows
 from ..report import render_pdf
@@ -27,6 +29,7 @@ from ..runs.tokens import is_valid_token
 from .events import event_stream_response
 from .schemas import (
     ErrorOut,
+    HealthOut,
     OrderOut,
     ProductOut,
     RunDetailOut,
@@ -67,6 +70,7 @@ api = NinjaAPI(
 ERRORS = {401: ErrorOut, 422: ValidationErrorOut}
 runs = Router(tags=["runs"])
 records = Router(tags=["records"])
+health_router = Router(tags=["health"])
 
 
 @api.exception_handler(Exception)
@@ -163,8 +167,19 @@ def orders(request: HttpRequest):
     return stored_rows(Order)
 
 
+@health_router.get(
+    "/health",
+    response={**ERRORS, 200: HealthOut, 503: HealthOut},
+    summary="Every database and the shared cache: 200 when all answer, 503 otherwise",
+)
+def health(request: HttpRequest):
+    report = check_health()
+    return Status(200 if report.healthy else 503, report.to_dict())
+
+
 api.add_router("", runs)
 api.add_router("", records)
+api.add_router("", health_router)
 
 
 def _no_summary(run: Run) -> Status:

@@ -128,6 +128,36 @@ class StartedRunOut(Schema):
     url: str
 
 
+class DatabaseHealthOut(Schema):
+    alias: str
+    engine: str = Field(description="sqlite, postgresql or mysql")
+    location: str = Field(description="a file, or host:port/name; never a password")
+    reachable: bool
+    error: str | None = Field(description="why it is unreachable")
+    latency_ms: float | None = Field(description="SELECT 1, connecting included")
+    tables: dict[str, int] = Field(description="rows per table")
+    size_bytes: int | None
+    breaker: str = Field(description="closed, open or half-open: this process's breaker")
+
+
+class CacheHealthOut(Schema):
+    configured: bool = Field(description="DS_CACHE_URL is set")
+    location: str | None = Field(description="host:port/db; never a password")
+    reachable: bool
+    error: str | None
+    latency_ms: float | None = Field(description="PING")
+    hits: int | None = Field(description="Redis's keyspace hits since it started")
+    misses: int | None = Field(description="Redis's keyspace misses since it started")
+    hit_ratio: float | None
+    breaker: str | None = Field(description="this process's cache breaker")
+
+
+class HealthOut(Schema):
+    healthy: bool = Field(description="every database reachable, and the cache if configured")
+    databases: list[DatabaseHealthOut]
+    cache: CacheHealthOut
+
+
 class ErrorOut(Schema):
     detail: str
 

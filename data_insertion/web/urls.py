@@ -12,4 +12,5 @@ urlpatterns = [
     path("runs/<int:run_id>/summary.json", views.summary_json, name="summary_json"),
     path("runs/<int:run_id>/report.pdf", views.report_pdf, name="report_pdf"),
     path("compare/", views.compare, name="compare"),
+    path("health.json", views.health, name="health"),
 ]

@@ -1,5 +1,6 @@
 """The dashboard, for staff accounts: the runs, a run's live page, starting and stopping runs,
-and comparing two. Views parse, call the runs app, render."""
+comparing two, and the health of the databases and the cache. Views parse, call the runs app,
+render."""
 
 import math
 
@@ -10,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from ..console import redone_slice_line, spread_description
+from ..health import check_health
 from ..report import render_pdf
 from ..runs.comparison import compare_summaries
 from ..runs.models import Run, RunSource
@@ -18,7 +20,7 @@ from ..summary import RunSummary
 from ..topology import MODEL_DATABASES
 from .events import event_stream_response
 from .forms import CompareForm, StartRunForm
-from .schemas import SnapshotOut
+from .schemas import HealthOut, SnapshotOut
 
 RUNS_PER_PAGE = 25
 
@@ -132,6 +134,14 @@ def report_pdf(request: HttpRequest, run_id: int) -> HttpResponse:
     response = HttpResponse(render_pdf(summary_of(run)), content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="run-{run.pk}.pdf"'
     return response
+
+
+@staff_member_required
+def health(request: HttpRequest) -> JsonResponse:
+    """The health panel's data, as GET /api/health gives it (503 when anything is down)."""
+    report = check_health()
+    body = HealthOut.model_validate(report.to_dict()).model_dump(mode="json")
+    return JsonResponse(body, status=200 if report.healthy else 503)
 
 
 @staff_member_required

@@ -6,6 +6,7 @@ from data_insertion.benchmark import (
     UnsupportedDatabases,
     compare_modes,
     databases_vendor,
+    measure_cache,
     measure_scaling,
     measure_shards,
 )
@@ -23,6 +24,7 @@ from data_insertion.management.options import (
 )
 from data_insertion.management.run_command import OneLineErrorCommand
 from data_insertion.topology.shards import MAX_DATABASES
+from data_insertion.topology.shared_cache import SHARED_CACHE, cache_location
 
 
 def comma_separated(low: int, high: int):
@@ -87,6 +89,12 @@ class Command(OneLineErrorCommand):
             "sqlite3 loop; and over two local Celery workers when DS_CELERY_BROKER_URL is set",
         )
         parser.add_argument(
+            "--cache",
+            action="store_true",
+            help="measure only the cache line: orders/s of both engine modes without the shared "
+            "cache and through it (needs DS_CACHE_URL)",
+        )
+        parser.add_argument(
             "--quick",
             action="store_true",
             help="a run under a minute: 5,000 records, scaling 10 and 100 threads x 1,000 and "
@@ -124,6 +132,9 @@ class Command(OneLineErrorCommand):
                 raise CommandError("the --processes axis runs on SQLite files, without --fault")
             self._measure_processes(options)
             return
+        if options["cache"]:
+            _refuse_failures(self._measure_cache(options, faults))
+            return
         self.stdout.write(ROW.format("", "mode", "rows", "seconds", "rows/s", "peak RSS"))
         report = compare_modes(
             threads=options["threads"],
@@ -159,7 +170,29 @@ class Command(OneLineErrorCommand):
                 faults=faults,
                 on_result=self._print_result,
             )
+        if SHARED_CACHE in settings.CACHES:
+            self.stdout.write("")
+            results += self._measure_cache(options, faults)
         _refuse_failures(results)
+
+    def _measure_cache(self, options: dict, faults: tuple) -> list[ModeResult]:
+        self.stdout.write(
+            "Cache: orders through the shared cache "
+            f"({cache_location(settings.CACHES[SHARED_CACHE]['LOCATION'])}) and without it; "
+            "rows and seconds are the orders' (their wall time)"
+        )
+        self.stdout.write(ROW.format("", "orders", "rows", "seconds", "orders/s", "peak RSS"))
+        try:
+            return measure_cache(
+                threads=options["threads"],
+                records=options["records"],
+                batch_size=options["batch_size"],
+                seed=options["seed"],
+                faults=faults,
+                on_result=self._print_result,
+            )
+        except UnsupportedDatabases as error:
+            raise CommandError(str(error)) from None
 
     def _measure_shards(self, options: dict, faults: tuple) -> None:
         self.stdout.write(
