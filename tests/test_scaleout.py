@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis
 
 from data_insertion.engine import SimulationConfig, run_simulation
 from data_insertion.engine import processes as local_processes
@@ -24,7 +25,9 @@ from data_insertion.services import commit_records, prepare_product, prepare_use
 from tests.conftest import all_databases
 from tests.processes import PROJECT, environment, manage, start
 
-REDIS_BROKER = "redis://127.0.0.1:6379/2"
+# The broker of the Celery tests: database 2 of the local Redis unless named; each test has a
+# queue of its own, deleted afterwards.
+REDIS_BROKER = os.environ.get("DS_TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/2")
 FILES = {"user": "users.db", "product": "products.db", "order": "orders.db"}
 TABLES = {
     "user": "data_insertion_user",
@@ -265,12 +268,22 @@ class CeleryWorker:
 @pytest.fixture
 def celery_workers(tmp_path):
     """Two real workers on a queue of the test's own, against the local Redis."""
+    broker = redis.Redis.from_url(REDIS_BROKER, socket_connect_timeout=0.5)
+    try:
+        broker.ping()
+    except redis.RedisError as error:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no Redis at {REDIS_BROKER} ({error}): set DS_TEST_CELERY_BROKER_URL")
     manage(tmp_path, "migrate")  # the workers' default database exists before they start
     queue = f"test-{uuid.uuid4().hex[:8]}"
     workers = [CeleryWorker(tmp_path, queue, f"w{n}") for n in (1, 2)]
     yield queue, workers
     for worker in workers:
         worker.kill()
+    leftovers = list(broker.scan_iter(match=f"*{queue}*"))
+    if leftovers:
+        broker.delete(*leftovers)
 
 
 def test_celery_workers_run_the_slices_and_the_rows_reconcile(tmp_path, celery_workers):
