@@ -253,6 +253,7 @@ class ScaleOutSummary:
         )
 
 
+@dataclass
 class CacheSummary:
     """One model's existence checks through the shared cache: ids it vouched for (hits), ids
     asked of the database after it (misses) or instead of it (errors: unreachable), and the
