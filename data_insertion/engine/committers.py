@@ -1,10 +1,9 @@
 """How validated records reach their database: the two commit strategies, chosen once per run.
 
 - PerRecordCommits: each worker commits each of its records in its own transaction. On a
-  database that takes one writer at a time (SQLite) a worker validates RECORDS_PER_TURN
-  records, then takes the database's writer lock for a turn in which it commits them: handing
-  a lock from thread to thread per record cost more than the transaction (measured: it halved
-  the rate).
+  database that takes one writer at a time (SQLite) a worker that gets the database's writer
+  lock keeps it for a turn of RECORDS_PER_TURN records: handing a lock from thread to thread
+  per record cost more than the transaction (measured: it halved the rate).
 - GroupCommits (--batch-size): workers hand their records, in bundles, to one writer thread per
   database, which commits whatever is waiting, up to the batch size, in one transaction; each
   record still gets its own verdict.
@@ -70,18 +69,16 @@ class PerRecordCommits:
 
         def work() -> None:
             remaining = itertools.takewhile(lambda _: not stop.is_set(), indexes)
-            if turn is None:
-                for index in remaining:
-                    commit(prepare(index))
-                    if self.close_after_turn:
-                        connections.close_all()
-                return
-            # A turn's records are validated before its lock is taken, so that other threads,
-            # and other processes, write meanwhile; their latencies include the wait.
-            while records := [prepare(i) for i in itertools.islice(remaining, RECORDS_PER_TURN)]:
-                with turn:
-                    for record in records:
+            for index in remaining:
+                # The first record of a turn is prepared before waiting: its latency has the wait.
+                record = prepare(index)
+                if turn is None:
+                    commit(record)
+                else:
+                    with turn:
                         commit(record)
+                        for index in itertools.islice(remaining, RECORDS_PER_TURN - 1):
+                            commit(prepare(index))
                 if self.close_after_turn:
                     connections.close_all()
 
