@@ -375,3 +375,22 @@ def test_a_sharded_run_over_processes_reconciles_and_audits_clean(tmp_path):
     assert all(len(model["database_rows"]) == 2 for model in summary["summary"].values())
     audit = manage(tmp_path, "verify_data", env=shards)
     assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+def test_the_benchmark_measures_whole_processes_beside_the_raw_loop(tmp_path):
+    result = manage(
+        tmp_path, "benchmark", "--processes", "1,2", "--threads", "2", "--records", "300",
+        env={"DS_CELERY_BROKER_URL": ""},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for run in (
+        "raw sqlite3, one transaction per record",
+        "1 process, one transaction per record",
+        "2 processes, group commit (batch 500)",
+    ):
+        assert run in out and "900" in out.split(run)[1].splitlines()[0]  # every row committed
+    assert "2 processes, group commit (batch 500): " in out and "x 1 process" in out
+    assert "no Celery line: DS_CELERY_BROKER_URL is not set" in out
+    # the runs went to temporary directories: no model database in the data directory
+    assert not {"users.db", "products.db", "orders.db"} & {p.name for p in tmp_path.glob("*.db")}

@@ -62,7 +62,7 @@ class ModeResult:
     name: str
     rows: int
     seconds: float
-    peak_rss_mb: float
+    peak_rss_mb: float | None  # None: not measured (whole processes forked from this one)
     failed: int = 0
 
     @property

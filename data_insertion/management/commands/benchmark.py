@@ -217,7 +217,7 @@ class Command(OneLineErrorCommand):
     def _measure_processes(self, options: dict) -> None:
         self.stdout.write(
             "Processes: whole insert_data processes (start-up, checks and reconciliation "
-            "included) on fresh SQLite files; peak RSS is the coordinating process's"
+            "included) on fresh SQLite files"
         )
         self.stdout.write(ROW.format("", "run", "rows", "seconds", "rows/s", "peak RSS"))
         baseline = compare_modes(
@@ -251,7 +251,7 @@ class Command(OneLineErrorCommand):
                 f"{result.rows:,}",
                 f"{result.seconds:.2f}",
                 f"{result.rows_per_second:,.0f}",
-                f"{result.peak_rss_mb:.0f} MB",
+                "-" if result.peak_rss_mb is None else f"{result.peak_rss_mb:.0f} MB",
             )
         )
 
