@@ -139,7 +139,6 @@ def run_spread_over(
             coordinator.run_phase(phase, models)
             if coordinator.unfinished:
                 break  # orders need every user and product of phase 1 judged
-    SpreadRun.objects.filter(pk=spread_run.pk).update(finished=True)
     summary = summarise(
         plan,
         tally,
@@ -148,6 +147,10 @@ def run_spread_over(
         fault_records={**coordinator.fault_records, **fault_records},
     )
     summary.scale_out = coordinator.summary(transport.name)
+    # The tallies and references served their purpose (megabytes for a large run): the run's
+    # summary is what stays.
+    SpreadRun.objects.filter(pk=spread_run.pk).update(finished=True, references=None)
+    SliceAttempt.objects.filter(run=spread_run).update(tally=None, progress=None)
     return summary
 
 
