@@ -65,14 +65,15 @@ REDIS_URL = os.environ.get("DS_TEST_REDIS_URL", "redis://127.0.0.1:6379/1")
 CLOSED_PORT_URL = "redis://127.0.0.1:1/1"
 
 
-def redis_or_skip() -> redis.Redis:
-    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=0.5)
+def redis_or_skip(url: str = REDIS_URL, variable: str = "DS_TEST_REDIS_URL") -> redis.Redis:
+    """A client of the Redis at `url`; the test is skipped without one (failed under CI)."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5)
     try:
         client.ping()
     except redis.RedisError as error:
         if os.environ.get("CI"):
             raise
-        pytest.skip(f"no Redis at {REDIS_URL} ({error}): set DS_TEST_REDIS_URL")
+        pytest.skip(f"no Redis at {url} ({error}): set {variable}")
     return client
 
 

@@ -13,7 +13,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-import redis
 
 from data_insertion.engine import SimulationConfig, run_simulation
 from data_insertion.engine import processes as local_processes
@@ -22,7 +21,7 @@ from data_insertion.identity import record_key
 from data_insertion.models import Product, User
 from data_insertion.results import MODELS
 from data_insertion.services import commit_records, prepare_product, prepare_user
-from tests.conftest import all_databases
+from tests.conftest import all_databases, redis_or_skip
 from tests.processes import PROJECT, environment, manage, start
 
 # The broker of the Celery tests: database 2 of the local Redis unless named; each test has a
@@ -268,13 +267,7 @@ class CeleryWorker:
 @pytest.fixture
 def celery_workers(tmp_path):
     """Two real workers on a queue of the test's own, against the local Redis."""
-    broker = redis.Redis.from_url(REDIS_BROKER, socket_connect_timeout=0.5)
-    try:
-        broker.ping()
-    except redis.RedisError as error:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no Redis at {REDIS_BROKER} ({error}): set DS_TEST_CELERY_BROKER_URL")
+    broker = redis_or_skip(REDIS_BROKER, "DS_TEST_CELERY_BROKER_URL")
     manage(tmp_path, "migrate")  # the workers' default database exists before they start
     queue = f"test-{uuid.uuid4().hex[:8]}"
     workers = [CeleryWorker(tmp_path, queue, f"w{n}") for n in (1, 2)]
