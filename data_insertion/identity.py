@@ -5,8 +5,8 @@ A slice may run twice: a broker redelivers it after its worker died, or the coor
 to another executor when its heartbeat stops. Each record of such a run carries a key made of
 the run's number, its slice and its index, stored in the row (`record_key`, a plain index). The
 write transaction looks the batch's keys up before it inserts (services._commit_to) and counts a
-record found as committed by the earlier attempt instead of inserting it again; the slice's lock
-(slice_lock_key) makes two attempts of one slice take turns on PostgreSQL and MariaDB, as
+record found as committed by the earlier attempt instead of inserting it again; a lock per record
+(record_lock_key) makes two attempts writing it take turns on PostgreSQL and MariaDB, as
 SQLite's single writer does anyway.
 
     bits 63..40: run number   39..24: slice   23..0: the record's index in the run
@@ -32,6 +32,8 @@ def index_of_key(key: int) -> int:
     return key & MAX_INDEX
 
 
-def slice_lock_key(key: int) -> str:
-    """The lock every write of the key's slice holds: attempts of one slice take turns."""
-    return f"slice:{key >> INDEX_BITS}"
+def record_lock_key(key: int) -> str:
+    """The lock a write of the record holds: two attempts of its slice never insert it at once
+    (a lock per record, as for emails; one per slice made a slice's threads take turns on
+    PostgreSQL)."""
+    return f"record:{key}"

@@ -25,7 +25,7 @@ from django.db import DatabaseError, OperationalError
 from django.db.models import Model
 
 from . import reference_cache
-from .identity import slice_lock_key
+from .identity import record_lock_key
 from .models import Order, Product, User
 from .persistence import assign_ids, existing_ids, existing_rows, insert_rows, mark_saved
 from .results import InsertionResult, Status
@@ -171,7 +171,7 @@ def _commit_to(
     lock_keys = _lock_keys(instances)
     keyed = instances[0].record_key is not None
     if keyed:
-        lock_keys = sorted({*lock_keys, *(slice_lock_key(i.record_key) for i in instances)})
+        lock_keys = sorted({*lock_keys, *(record_lock_key(i.record_key) for i in instances)})
     shards: list[int] = []
     if layout is not None:
         shards = [shardmap.logical_shard_of(instance) for instance in instances]

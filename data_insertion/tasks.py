@@ -48,7 +48,7 @@ class CeleryWorkers:
         """Two slices per worker process online (one if it answers without its pool size)."""
         try:
             stats = app.control.inspect(timeout=PING_TIMEOUT_SECONDS).stats() or {}
-        except (KombuError, OSError) as error:
+        except (KombuError, OSError, KeyError, ValueError) as error:  # KeyError: an unknown scheme
             raise SimulationError(f"the Celery broker cannot be reached: {error}") from None
         if not stats:
             raise SimulationError(
@@ -64,7 +64,7 @@ class CeleryWorkers:
     def submit(self, attempt_id: int, first: bool) -> None:
         try:
             app.send_task(SLICE_TASK, args=[attempt_id], queue=settings.CELERY_TASK_DEFAULT_QUEUE)
-        except (KombuError, OSError) as error:
+        except (KombuError, OSError, KeyError, ValueError) as error:
             raise SimulationError(f"the Celery broker refused slice work: {error}") from None
 
     def between_phases(self) -> None:

@@ -210,6 +210,7 @@ def test_ctrl_c_stops_every_process_and_reports_what_was_committed(tmp_path):
     assert summary["interrupted"]
     inserted = {model: summary["summary"][model]["inserted"] for model in MODELS}
     assert 0 < inserted["user"] < 200000
+    assert inserted["order"] == 0  # stopped in phase 1: no phase starts after the stop
     assert rows_in_files(tmp_path) == inserted
 
 
@@ -387,3 +388,15 @@ def test_the_benchmark_measures_whole_processes_beside_the_raw_loop(tmp_path):
     assert "no Celery line: DS_CELERY_BROKER_URL is not set" in out
     # the runs went to temporary directories: no model database in the data directory
     assert not {"users.db", "products.db", "orders.db"} & {p.name for p in tmp_path.glob("*.db")}
+
+
+def test_slices_waiting_for_a_busy_process_are_not_given_up(tmp_path):
+    """More slices than processes: the last ones wait longer than the queue timeout while the
+    processes are busy with the first ones, which is no reason to give them up."""
+    result = manage(
+        tmp_path,
+        "insert_data", "--processes", "2", "--slices", "4", "--threads", "2",
+        "--records", "20000", "-v", "0",
+        env={"DS_SLICE_QUEUE_TIMEOUT": "1"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr

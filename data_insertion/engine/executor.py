@@ -42,9 +42,9 @@ def executor_name() -> str:
 def execute_attempt(attempt_id: int, barrier: Any = None) -> str:
     """Run the attempt if it is still queued; what became of it, in a word (for logs).
     `barrier`: a local run's processes wait on it so that their slices start together."""
-    claimed = SliceAttempt.objects.filter(pk=attempt_id, state=AttemptState.QUEUED).update(
-        state=AttemptState.RUNNING, executor=executor_name(), started_at=timezone.now()
-    )
+    claimed = SliceAttempt.objects.filter(
+        pk=attempt_id, state=AttemptState.QUEUED, run__stop_requested=False
+    ).update(state=AttemptState.RUNNING, executor=executor_name(), started_at=timezone.now())
     if not claimed:
         return "not queued"  # taken, abandoned or finished: a redelivered message
     attempt = SliceAttempt.objects.select_related("run").get(pk=attempt_id)

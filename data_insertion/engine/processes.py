@@ -9,14 +9,18 @@ signals the whole group): they ignore it, and stop when the coordinator marks th
 A process that dies is replaced; its slice is redone when its heartbeat stops.
 """
 
+import ctypes
 import multiprocessing
+import os
 import signal
+import sys
 from typing import Any
 
-from django.db import connections
+from django.db import DatabaseError, connections
 
 from .executor import execute_attempt
 
+PR_SET_PDEATHSIG = 1
 # How long leaving waits for the processes to take their last task and end.
 JOIN_TIMEOUT_SECONDS = 10.0
 
@@ -73,7 +77,7 @@ class LocalProcesses:
                 close_pool()
         process = self._context.Process(
             target=_serve,
-            args=(self._tasks, self._barrier),
+            args=(self._tasks, self._barrier, os.getpid()),
             name=f"slice-process-{number + 1}",
             daemon=True,
         )
@@ -81,9 +85,26 @@ class LocalProcesses:
         return process
 
 
-def _serve(tasks: Any, barrier: Any) -> None:
-    """A local executor: run attempts until told to stop (None)."""
+def _serve(tasks: Any, barrier: Any, parent: int) -> None:
+    """A local executor: run attempts until told to stop (None), or until the coordinator
+    dies (a second Ctrl-C, SIGTERM: the kernel ends this process with it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent(parent)
     while (task := tasks.get()) is not None:
         attempt_id, first = task
-        execute_attempt(attempt_id, barrier if first else None)
+        try:
+            execute_attempt(attempt_id, barrier if first else None)
+        except DatabaseError as error:  # the default database refused the claim or the end
+            print(f"slice attempt {attempt_id}: {error}", file=sys.stderr)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to kill this process when its parent dies (prctl PR_SET_PDEATHSIG); elsewhere
+    the heartbeat's stop flag is all there is."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)

@@ -136,6 +136,8 @@ def run_spread_over(
                     references=references_to_wire(references)
                 )
                 transport.between_phases()
+            if stop.is_set():
+                break  # stopped: no phase starts after the stop, as in one process
             coordinator.run_phase(phase, models)
             if coordinator.unfinished:
                 break  # orders need every user and product of phase 1 judged
@@ -172,6 +174,7 @@ class _Coordinator:
         self.interrupted = False
         self.unfinished: list[str] = []
         self.attempts: list[SliceAttemptSummary] = []
+        self.last_activity = time.monotonic()  # an executor's last beat or finish
         # Faults the executors applied themselves: held from the first to apply it to the
         # last to remove it
         self.fault_records: dict[str, FaultRecord] = {}
@@ -200,6 +203,15 @@ class _Coordinator:
             "pk", "state", "beats", "progress", "executor", "error"
         )
         now = time.monotonic()
+        rows = list(rows)
+        # A queued slice waits while executors are busy with others: its wait counts only
+        # from the last sign that any executor of the run was at work.
+        if any(
+            row["state"] == AttemptState.FINISHED
+            or (row["state"] == AttemptState.RUNNING and row["beats"] != by_id[row["pk"]].beats)
+            for row in rows
+        ):
+            self.last_activity = now
         for row in rows:
             slice_ = by_id[row["pk"]]
             if row["state"] == AttemptState.FINISHED:
@@ -219,7 +231,10 @@ class _Coordinator:
             elif row["state"] == AttemptState.QUEUED:
                 if self.stop.is_set():
                     self._abandon(phase, slice_, AttemptState.QUEUED, "the run was stopped")
-                elif now - slice_.last_change > settings.SLICE_QUEUE_TIMEOUT_SECONDS:
+                elif (
+                    now - max(slice_.last_change, self.last_activity)
+                    > settings.SLICE_QUEUE_TIMEOUT_SECONDS
+                ):
                     why = (
                         f"no executor took it within {settings.SLICE_QUEUE_TIMEOUT_SECONDS:g} s "
                         f"(are the {self.transport.name} running?)"

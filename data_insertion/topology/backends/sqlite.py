@@ -56,6 +56,7 @@ class SQLiteBackend(Backend):
         lock another process holds is no fault of the file and is not waited for: waiting here
         held up the start of every other database (measured: no product committed while
         another process held users.db's lock for 20 s)."""
+        self.writer_lock()  # its lock file opens, or the run stops before it starts
         connection = self.connection
         connection.ensure_connection()
         dbapi = connection.connection
@@ -83,7 +84,13 @@ class SQLiteBackend(Backend):
                 if lock is None or lock.pid != os.getpid():
                     in_memory = self.connection.is_in_memory_db()
                     path = None if in_memory or fcntl is None else f"{self.location}.lock"
-                    lock = self._writer_locks[self.alias] = WriterLock(path)
+                    try:
+                        lock = self._writer_locks[self.alias] = WriterLock(path)
+                    except OSError as error:
+                        raise OperationalError(
+                            f"{self.alias}: cannot open its writer lock file {path}: "
+                            f"{error.strerror or error}"
+                        ) from None
         return lock
 
     @contextmanager
