@@ -219,11 +219,6 @@ class ScaleOutSummary:
     # slices that never finished, each with why ("phase 1 slice 3: ...")
     unfinished: list[str] = field(default_factory=list)
 
-    @property
-    def redone(self) -> list[SliceAttemptSummary]:
-        """Attempts after the first: slices run again after an executor died."""
-        return [attempt for attempt in self.attempts if attempt.attempt > 1]
-
     def redone_slices(self) -> list[list[SliceAttemptSummary]]:
         """Each slice tried more than once, its attempts in order."""
         by_slice: dict[tuple[int, int], list[SliceAttemptSummary]] = {}

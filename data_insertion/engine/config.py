@@ -28,6 +28,12 @@ class SimulationConfig:
         """Whether the run is split over several processes or machines."""
         return self.processes > 1 or self.celery
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "SimulationConfig":
+        """A configuration from its JSON form (dataclasses.asdict: faults as plain objects)."""
+        faults = tuple(Fault(**fault) for fault in data.get("faults", ()))
+        return cls(**{**data, "faults": faults})
+
     def cut(self, count: int) -> list["Slice"]:
         """The run cut into `count` slices that together hold every record once."""
         return [Slice(number, count) for number in range(count)]

@@ -41,7 +41,7 @@ from ..topology import MODEL_DATABASES, shardmap
 from ..topology.breakers import reset_breakers
 from .committers import GroupCommits, PerRecordCommits, commit_strategy
 from .config import WHOLE_RUN, SimulationConfig, Slice
-from .faults import Fault, FaultRecord, injected
+from .faults import FaultRecord, injected
 from .progress import ProgressCallback, sampling_progress
 from .workers import run_workers, split
 
@@ -81,10 +81,8 @@ class RunPlan:
     def from_wire(cls, data: dict) -> "RunPlan":
         """The plan as an executor sees it: the same run, its time origin on this machine's
         clock (as far as the machines' clocks agree)."""
-        config = data["config"]
-        faults = tuple(Fault(**fault) for fault in config["faults"])
         return cls(
-            config=SimulationConfig(**{**config, "faults": faults}),
+            config=SimulationConfig.from_dict(data["config"]),
             run_id=data["run_id"],
             started_at=data["started_at"],
             dataset=Dataset(**data["dataset"]),

@@ -19,7 +19,6 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from ..engine import SimulationConfig, run_simulation
-from ..engine.faults import Fault
 from ..engine.launcher import start_background_process, start_background_thread
 from ..engine.progress import ProgressSnapshot
 from ..housekeeping import DatabaseUnavailable, migrate_databases
@@ -36,8 +35,7 @@ def create_run(config: SimulationConfig, source: RunSource) -> Run:
 
 def run_config(run: Run) -> SimulationConfig:
     """The run's options as recorded (JSON: its faults as plain objects)."""
-    faults = tuple(Fault(**fault) for fault in run.config.get("faults", ()))
-    return SimulationConfig(**{**run.config, "faults": faults})
+    return SimulationConfig.from_dict(run.config)
 
 
 class RunRecorder:
