@@ -1,9 +1,11 @@
 """How validated records reach their database: the two commit strategies, chosen once per run.
 
 - PerRecordCommits: each worker commits each of its records in its own transaction. On a
-  database that takes one writer at a time (SQLite) a worker that gets the database's writer
-  lock keeps it for a turn of RECORDS_PER_TURN records: handing a lock from thread to thread
-  per record cost more than the transaction (measured: it halved the rate).
+  database that takes one writer at a time (SQLite) a worker that gets its process's turn on
+  the database keeps it for RECORDS_PER_TURN records: handing a lock from thread to thread per
+  record cost more than the transaction (measured: it halved the rate). The file itself is
+  taken per transaction, so another process's worker writes while this one validates (two
+  processes' orders phase: 5.5 s -> 4.5 s).
 - GroupCommits (--batch-size): workers hand their records, in bundles, to one writer thread per
   database, which commits whatever is waiting, up to the batch size, in one transaction; each
   record still gets its own verdict.
@@ -61,7 +63,7 @@ class PerRecordCommits:
     ) -> Callable[[], None]:
         # A sharded model's records go to several databases: no one database's turn to hold.
         database = None if shardmap.layout(model) else backend(database_for(model))
-        turn = database.writer_lock() if database and database.serialises_writers else None
+        turn = database.writer_lock().turn() if database and database.serialises_writers else None
 
         def commit(record: PreparedRecord | None) -> None:
             if record is not None:

@@ -5,7 +5,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from django.db import OperationalError, transaction
-from psycopg_pool import PoolClosed
 
 from ..connections import take_permit
 from .base import Backend, advisory_lock_number
@@ -35,6 +34,8 @@ class PostgreSQLBackend(Backend):
 
     @classmethod
     def transient(cls, error: OperationalError) -> bool:
+        from psycopg_pool import PoolClosed  # here: a run on SQLite never loads psycopg (58 ms)
+
         cause = error.__cause__
         # A pool closed under the transaction (a new one replaced it after an outage): the
         # next attempt takes a connection from the pool now in place.

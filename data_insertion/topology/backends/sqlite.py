@@ -74,9 +74,9 @@ class SQLiteBackend(Backend):
 
     def writer_lock(self) -> "WriterLock":
         """The one writer lock on this database file, for this process's threads and for other
-        processes. The engine's per-record workers hold it for a turn of several records
-        (handing it over per record halved the rate); each write transaction takes it again,
-        which a turn's holder does at once."""
+        processes. The engine's per-record workers hold its turn() for several records
+        (handing it over per record halved the rate); each write transaction takes the lock,
+        which a turn's holder does at once, unless another process is writing."""
         lock = self._writer_locks.get(self.alias)
         if lock is None or lock.pid != os.getpid():  # a forked process makes its own
             with self._guard:
@@ -192,13 +192,21 @@ class WriterLock:
     to the last release. SQLite's own lock makes other processes wait too, but in its busy
     handler, which polls in growing sleeps (up to 100 ms): two processes writing one file
     finished only 1.2x faster than one (DISTRIBUTED.md). A process waiting on flock() is
-    woken the moment the lock is released."""
+    woken the moment the lock is released.
+
+    turn() takes the threads' part alone: a per-record worker holds it for a turn of several
+    records, while the file is taken per transaction, so that other processes write between
+    the turn's transactions instead of waiting while it validates its next record."""
 
     def __init__(self, path: str | None) -> None:
         self.pid = os.getpid()
         self._threads = threading.RLock()
         self._depth = 0
         self._file = None if path is None else os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def turn(self) -> threading.RLock:
+        """This process's threads take turns; other processes are not kept out."""
+        return self._threads
 
     def acquire(self) -> None:
         self._threads.acquire()
