@@ -12,8 +12,10 @@ A process that dies is replaced; its slice is redone when its heartbeat stops.
 import ctypes
 import multiprocessing
 import os
+import select
 import signal
 import sys
+from contextlib import suppress
 from typing import Any
 
 from django.db import DatabaseError, connections
@@ -38,6 +40,12 @@ class LocalProcesses:
         self._processes: list[Any] = []
 
     def __enter__(self) -> "LocalProcesses":
+        # A process that ended an attempt writes a byte here, and the coordinator looks at
+        # once instead of at its next poll. A pipe, not an Event: a process killed inside
+        # Event.set() would leave its lock held and the coordinator waiting forever.
+        self._ended, self._ending = os.pipe()
+        os.set_blocking(self._ended, False)
+        os.set_blocking(self._ending, False)
         for _ in range(self.count):
             self._start_one()
         return self
@@ -50,6 +58,8 @@ class LocalProcesses:
             if process.is_alive():
                 process.kill()
                 process.join()
+        os.close(self._ended)
+        os.close(self._ending)
 
     def submit(self, attempt_id: int, first: bool) -> None:
         self._tasks.put((attempt_id, first))
@@ -57,6 +67,11 @@ class LocalProcesses:
     def between_phases(self) -> None:
         if self._barrier is not None:
             self._barrier.reset()  # a late process of phase 1 may have broken it
+
+    def wait(self, seconds: float) -> None:
+        if select.select([self._ended], [], [], seconds)[0]:
+            with suppress(BlockingIOError):
+                os.read(self._ended, 4096)  # every end so far: the coordinator looks at all
 
     def maintain(self) -> None:
         for number, process in enumerate(self._processes):
@@ -77,7 +92,7 @@ class LocalProcesses:
                 close_pool()
         process = self._context.Process(
             target=_serve,
-            args=(self._tasks, self._barrier, os.getpid()),
+            args=(self._tasks, self._barrier, self._ending, os.getpid()),
             name=f"slice-process-{number + 1}",
             daemon=True,
         )
@@ -85,7 +100,7 @@ class LocalProcesses:
         return process
 
 
-def _serve(tasks: Any, barrier: Any, parent: int) -> None:
+def _serve(tasks: Any, barrier: Any, ending: int, parent: int) -> None:
     """A local executor: run attempts until told to stop (None), or until the coordinator
     dies (a second Ctrl-C, SIGTERM: the kernel ends this process with it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -96,6 +111,8 @@ def _serve(tasks: Any, barrier: Any, parent: int) -> None:
             execute_attempt(attempt_id, barrier if first else None)
         except DatabaseError as error:  # the default database refused the claim or the end
             print(f"slice attempt {attempt_id}: {error}", file=sys.stderr)
+        with suppress(BlockingIOError):  # full: the coordinator has ends to read already
+            os.write(ending, b".")
 
 
 def _die_with_parent(parent: int) -> None:

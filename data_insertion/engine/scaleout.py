@@ -46,6 +46,7 @@ from .run import PHASES, find_references, plan_run, references_to_wire, summaris
 from .workers import SimulationError
 
 MAX_ATTEMPTS = 3
+# How often the coordinator looks at the attempts when no executor tells it that one ended.
 POLL_SECONDS = 0.1
 
 
@@ -63,6 +64,9 @@ class Transport(AbstractContextManager, Protocol):
 
     def maintain(self) -> None:
         """Called while the coordinator waits: keep the executors going (replace dead ones)."""
+
+    def wait(self, seconds: float) -> None:
+        """Return after `seconds`, or sooner once an executor has ended an attempt."""
 
 
 @dataclass
@@ -189,7 +193,7 @@ class _Coordinator:
             self.transport.submit(slice_.attempt_id, first=True)
         self.live.watch(slices.values())
         while not all(slice_.done for slice_ in slices.values()):
-            time.sleep(POLL_SECONDS)
+            self.transport.wait(POLL_SECONDS)
             if self.stop.is_set() and not self.stop_sent:
                 SpreadRun.objects.filter(pk=self.spread_run.pk).update(stop_requested=True)
                 self.stop_sent = True
