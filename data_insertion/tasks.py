@@ -72,8 +72,8 @@ class CeleryWorkers:
     def between_phases(self) -> None:
         pass
 
-    def maintain(self) -> None:
-        pass
+    def maintain(self) -> bool:
+        return False  # Celery redelivers what a dead worker had taken (acks_late)
 
     def wait(self, seconds: float) -> None:
         time.sleep(seconds)  # workers tell the default database only

@@ -400,3 +400,31 @@ def test_slices_waiting_for_a_busy_process_are_not_given_up(tmp_path):
         env={"DS_SLICE_QUEUE_TIMEOUT": "1"},
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
+
+
+def test_a_process_killed_while_waiting_for_work_holds_up_nothing(tmp_path):
+    """One slice for two processes: the idle one is killed while it waits for work. The other
+    still takes the orders phase (a queue's lock held by the dead process once kept it from
+    ever taking another slice), and the run ends well inside the queue timeout."""
+    run = start(
+        tmp_path,
+        "insert_data", "--processes", "2", "--slices", "1", "--threads", "2",
+        "--records", "20000", "--json", "-",
+        env={"DS_SLICE_QUEUE_TIMEOUT": "30"},
+    )  # fmt: skip
+    try:
+        running = wait_for(lambda: attempts(tmp_path, "running"), 90, "a running slice")
+        busy = int(running[0][2].rpartition(":")[2])
+        children = Path(f"/proc/{run.pid}/task/{run.pid}/children").read_text().split()
+        idle = next(int(pid) for pid in children if int(pid) != busy)
+        os.kill(idle, signal.SIGKILL)
+        started = time.monotonic()
+        stdout, stderr = run.communicate(timeout=300)
+    finally:
+        run.kill()
+    assert run.returncode == 0, stderr
+    assert time.monotonic() - started < 30
+    summary = json.loads(stdout)
+    inserted = {model: summary["summary"][model]["inserted"] for model in MODELS}
+    assert inserted["order"] > 0
+    assert rows_in_files(tmp_path) == inserted

@@ -3,10 +3,15 @@ every executor is on this machine.
 
 The processes are forked once, before the run starts any thread, with no database connection
 open (a connection must not cross a fork): Django is loaded already, so each is ready in
-milliseconds. They take attempts from a queue, run them (engine/executor.py) and wait on a
+milliseconds. They take attempts from a pipe, run them (engine/executor.py) and wait on a
 barrier so that the slices of a phase start together. Ctrl-C reaches them too (the terminal
 signals the whole group): they ignore it, and stop when the coordinator marks the run stopped.
 A process that dies is replaced; its slice is redone when its heartbeat stops.
+
+The pipes hold no lock that a process could die holding (multiprocessing's queues do: a
+process killed while it waited for work left the queue's lock taken, and the others never took
+another slice). Every task is one fixed-size write, which a pipe keeps whole, and every read
+takes exactly one task.
 """
 
 import ctypes
@@ -14,6 +19,7 @@ import multiprocessing
 import os
 import select
 import signal
+import struct
 import sys
 from contextlib import suppress
 from typing import Any
@@ -23,6 +29,9 @@ from django.db import DatabaseError, connections
 from .executor import execute_attempt
 
 PR_SET_PDEATHSIG = 1
+# A task: the attempt's id (0: stop) and whether it waits for the phase's other slices.
+_TASK = struct.Struct("<qB")
+_STOP = 0
 # How long leaving waits for the processes to take their last task and end.
 JOIN_TIMEOUT_SECONDS = 10.0
 
@@ -33,13 +42,13 @@ class LocalProcesses:
     def __init__(self, count: int, slices: int) -> None:
         self.count = count
         self._context = multiprocessing.get_context("fork")
-        self._tasks = self._context.SimpleQueue()
         # Slices start together when there is one per process; more slices than processes
         # start as processes become free.
         self._barrier = self._context.Barrier(count) if slices == count else None
         self._processes: list[Any] = []
 
     def __enter__(self) -> "LocalProcesses":
+        self._tasks, self._tasking = os.pipe()
         # A process that ended an attempt writes a byte here, and the coordinator looks at
         # once instead of at its next poll. A pipe, not an Event: a process killed inside
         # Event.set() would leave its lock held and the coordinator waiting forever.
@@ -52,17 +61,20 @@ class LocalProcesses:
 
     def __exit__(self, *exc_info) -> None:
         for _ in self._processes:
-            self._tasks.put(None)
+            self._send(_STOP, first=False)
         for process in self._processes:
             process.join(JOIN_TIMEOUT_SECONDS)
             if process.is_alive():
                 process.kill()
                 process.join()
-        os.close(self._ended)
-        os.close(self._ending)
+        for end in (self._tasks, self._tasking, self._ended, self._ending):
+            os.close(end)
 
     def submit(self, attempt_id: int, first: bool) -> None:
-        self._tasks.put((attempt_id, first))
+        self._send(attempt_id, first)
+
+    def _send(self, attempt_id: int, first: bool) -> None:
+        os.write(self._tasking, _TASK.pack(attempt_id, first))
 
     def between_phases(self) -> None:
         if self._barrier is not None:
@@ -73,11 +85,14 @@ class LocalProcesses:
             with suppress(BlockingIOError):
                 os.read(self._ended, 4096)  # every end so far: the coordinator looks at all
 
-    def maintain(self) -> None:
+    def maintain(self) -> bool:
+        replaced = False
         for number, process in enumerate(self._processes):
             if not process.is_alive():
                 process.join()
                 self._processes[number] = self._start(number)
+                replaced = True
+        return replaced
 
     def _start_one(self) -> None:
         self._processes.append(self._start(len(self._processes)))
@@ -100,13 +115,18 @@ class LocalProcesses:
         return process
 
 
-def _serve(tasks: Any, barrier: Any, ending: int, parent: int) -> None:
-    """A local executor: run attempts until told to stop (None), or until the coordinator
-    dies (a second Ctrl-C, SIGTERM: the kernel ends this process with it)."""
+def _serve(tasks: int, barrier: Any, ending: int, parent: int) -> None:
+    """A local executor: run attempts until told to stop, or until the coordinator dies (a
+    second Ctrl-C, SIGTERM: the kernel ends this process with it)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
-    while (task := tasks.get()) is not None:
-        attempt_id, first = task
+    while True:
+        task = os.read(tasks, _TASK.size)
+        if len(task) < _TASK.size:
+            return  # every writer is gone
+        attempt_id, first = _TASK.unpack(task)
+        if attempt_id == _STOP:
+            return
         try:
             execute_attempt(attempt_id, barrier if first else None)
         except DatabaseError as error:  # the default database refused the claim or the end

@@ -62,8 +62,9 @@ class Transport(AbstractContextManager, Protocol):
     def between_phases(self) -> None:
         """The first phase has ended; the second is about to be submitted."""
 
-    def maintain(self) -> None:
-        """Called while the coordinator waits: keep the executors going (replace dead ones)."""
+    def maintain(self) -> bool:
+        """Called while the coordinator waits: keep the executors going. True when a dead one
+        was replaced: an attempt it had taken but not claimed must be sent again."""
 
     def wait(self, seconds: float) -> None:
         """Return after `seconds`, or sooner once an executor has ended an attempt."""
@@ -197,7 +198,10 @@ class _Coordinator:
             if self.stop.is_set() and not self.stop_sent:
                 SpreadRun.objects.filter(pk=self.spread_run.pk).update(stop_requested=True)
                 self.stop_sent = True
-            self.transport.maintain()
+            if self.transport.maintain():
+                for slice_ in slices.values():
+                    if not slice_.done:  # an attempt already claimed is not run again
+                        self.transport.submit(slice_.attempt_id, first=False)
             self._look(phase, [slice_ for slice_ in slices.values() if not slice_.done])
         self.live.watch(())
 
