@@ -47,19 +47,34 @@ class CeleryWorkers:
         pass
 
     def default_slices(self) -> int:
-        """Two slices per worker process online (one if it answers without its pool size)."""
+        """Two slices per worker process that consumes the run's queue (one if it answers
+        without its pool size); workers on other queues would never take them."""
+        queue = settings.CELERY_TASK_DEFAULT_QUEUE
         try:
-            stats = app.control.inspect(timeout=PING_TIMEOUT_SECONDS).stats() or {}
+            queues = app.control.inspect(timeout=PING_TIMEOUT_SECONDS).active_queues() or {}
+            consumers = [
+                worker
+                for worker, consumed in queues.items()
+                if any(entry.get("name") == queue for entry in consumed or ())
+            ]
+            stats = {}
+            if consumers:
+                stats = (
+                    app.control.inspect(
+                        destination=consumers, timeout=PING_TIMEOUT_SECONDS, limit=len(consumers)
+                    ).stats()
+                    or {}
+                )
         except (KombuError, OSError, KeyError, ValueError) as error:  # KeyError: an unknown scheme
             raise SimulationError(f"the Celery broker cannot be reached: {error}") from None
-        if not stats:
+        if not consumers:
             raise SimulationError(
-                f"no Celery worker answered within {PING_TIMEOUT_SECONDS:.0f} s on "
-                f"{settings.CELERY_TASK_DEFAULT_QUEUE}: start one with "
-                "celery -A distributed_system worker"
+                f"no Celery worker consumes the queue {queue} (none answered within "
+                f"{PING_TIMEOUT_SECONDS:.0f} s): start one with celery -A distributed_system worker"
+                " and the same DS_CELERY_QUEUE"
             )
         processes = sum(
-            worker.get("pool", {}).get("max-concurrency", 1) for worker in stats.values()
+            stats.get(worker, {}).get("pool", {}).get("max-concurrency", 1) for worker in consumers
         )
         return SLICES_PER_WORKER_PROCESS * processes
 

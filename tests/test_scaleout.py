@@ -265,6 +265,15 @@ class CeleryWorker:
         self.process.wait()
 
 
+def consumers_of(queue: str) -> int:
+    """How many workers online consume `queue`."""
+    from celery import Celery
+
+    with Celery(broker=REDIS_BROKER) as app:
+        online = app.control.inspect(timeout=0.5).active_queues() or {}
+    return sum(any(q["name"] == queue for q in queues) for queues in online.values())
+
+
 @pytest.fixture
 def celery_workers(tmp_path):
     """Two real workers on a queue of the test's own, against the local Redis."""
@@ -428,3 +437,23 @@ def test_a_process_killed_while_waiting_for_work_holds_up_nothing(tmp_path):
     inserted = {model: summary["summary"][model]["inserted"] for model in MODELS}
     assert inserted["order"] > 0
     assert rows_in_files(tmp_path) == inserted
+
+
+def test_celery_slices_default_to_two_per_worker_process_on_the_run_queue(tmp_path, celery_workers):
+    queue, _ = celery_workers
+    env = {"DS_CELERY_BROKER_URL": REDIS_BROKER, "DS_CELERY_QUEUE": queue}
+    wait_for(lambda: consumers_of(queue) == 2, 60, "both workers on the queue")
+    result = manage(
+        tmp_path, "insert_data", "--celery", "--threads", "2", "--records", "400", "--json", "-",
+        env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["scale_out"]["slices"] == 4  # 2 workers x 1 process x 2
+    # Workers online, but none on this queue: said at once, not after the queue timeout.
+    elsewhere = {**env, "DS_CELERY_QUEUE": f"{queue}-nobody"}
+    started = time.monotonic()
+    result = manage(tmp_path, "insert_data", "--celery", "--records", "10", env=elsewhere)
+    assert result.returncode != 0
+    assert f"no Celery worker consumes the queue {queue}-nobody" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert time.monotonic() - started < 30
