@@ -265,3 +265,17 @@ def test_a_run_spread_over_processes_can_be_started_from_the_api(api):
     summary = api.get(f"/api/runs/{run.pk}/summary.json").json()
     assert summary["ok"] and summary["scale_out"]["transport"] == "processes"
     assert len(summary["scale_out"]["executors"]) == 2
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"celery": True, "processes": 2}, "celery and processes cannot be combined"),
+        ({"slices": 4}, "slices needs processes N (N > 1) or celery"),
+    ],
+)
+def test_a_spread_the_engine_cannot_honour_is_422_in_the_command_line_words(api, options, message):
+    response = api.post("/api/runs", options, content_type="application/json")
+    assert response.status_code == 422
+    assert message in json.dumps(response.json())
+    assert not Run.objects.exists()

@@ -1,5 +1,6 @@
 """What a run is asked to do, and how it splits into slices that run apart and merge."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .faults import Fault
@@ -37,6 +38,22 @@ class SimulationConfig:
     def cut(self, count: int) -> list["Slice"]:
         """The run cut into `count` slices that together hold every record once."""
         return [Slice(number, count) for number in range(count)]
+
+
+def check_spread(
+    processes: int, celery: bool, slices: int | None, name: Callable[[str], str] = str
+) -> None:
+    """Refuse a combination of options a spread run cannot honour: ValueError, each option
+    named by `name` (`--celery` on the command line, `celery` in the API)."""
+    if celery and processes > 1:
+        raise ValueError(
+            f"{name('celery')} and {name('processes')} cannot be combined: Celery workers are "
+            "the processes (start as many as you want)"
+        )
+    if slices is not None and not (celery or processes > 1):
+        raise ValueError(
+            f"{name('slices')} needs {name('processes')} N (N > 1) or {name('celery')}"
+        )
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from ..engine import SimulationConfig
+from ..engine.config import check_spread
 from ..engine.faults import FaultSpecError, parse_fault
 
 MAX_THREADS = 1000
@@ -118,15 +119,13 @@ def add_scale_out_options(parser: argparse.ArgumentParser) -> None:
 
 def check_scale_out(options: dict) -> None:
     """Refuse, in one line, a combination of options a spread run cannot honour."""
-    if options["celery"] and options["processes"] > 1:
-        raise CommandError(
-            "--celery and --processes cannot be combined: Celery workers are "
-            "the processes (start as many as you want)"
+    try:
+        check_spread(
+            options["processes"], options["celery"], options["slices"], lambda name: f"--{name}"
         )
-    spread = options["celery"] or options["processes"] > 1
-    if options["slices"] is not None and not spread:
-        raise CommandError("--slices needs --processes N (N > 1) or --celery")
-    if spread and options.get("details"):
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    if (options["celery"] or options["processes"] > 1) and options.get("details"):
         raise CommandError(
             "--details streams every verdict from one process: not with --processes or --celery"
         )

@@ -1,6 +1,7 @@
 from django import forms
 
 from ..engine import SimulationConfig
+from ..engine.config import check_spread
 from ..engine.faults import Fault, FaultSpecError, check_supported, parse_fault
 from ..management.options import (
     MAX_BATCH_SIZE,
@@ -48,8 +49,10 @@ class StartRunForm(forms.Form):
 
     def clean(self) -> dict:
         cleaned = super().clean()
-        if cleaned.get("celery") and cleaned.get("processes", 1) > 1:
-            raise forms.ValidationError("Celery workers or local processes, not both.")
+        try:
+            check_spread(cleaned.get("processes", 1), cleaned.get("celery", False), None)
+        except ValueError as error:
+            raise forms.ValidationError(str(error)) from None
         return cleaned
 
     def to_config(self) -> SimulationConfig:

@@ -8,6 +8,7 @@ from ninja import ModelSchema, Schema
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from ..engine import SimulationConfig
+from ..engine.config import check_spread
 from ..engine.faults import check_supported, parse_fault
 from ..management.options import (
     MAX_BATCH_SIZE,
@@ -54,10 +55,7 @@ class RunOptions(Schema):
 
     @model_validator(mode="after")
     def spread_one_way(self) -> "RunOptions":
-        if self.celery and self.processes > 1:
-            raise ValueError("celery and processes cannot be combined")
-        if self.slices is not None and not (self.celery or self.processes > 1):
-            raise ValueError("slices needs processes > 1 or celery")
+        check_spread(self.processes, self.celery, self.slices)
         return self
 
     def to_config(self) -> SimulationConfig:
