@@ -9,6 +9,7 @@ import time
 from django.apps import apps
 from django.core.management import call_command
 from django.db import DatabaseError, IntegrityError, OperationalError, connections
+from django.db.migrations.executor import MigrationExecutor
 from django.db.models import Max, Model
 
 from . import reference_cache
@@ -61,13 +62,16 @@ def _prepare(alias: str) -> None:
 
 def _migrate(alias: str) -> None:
     # Two first runs at once race on a new file, and the one that loses fails at once: both
-    # create the tables ("already exists"), both add the content types and permissions of
-    # Django's post_migrate (UNIQUE constraint failed), and both open the file to switch it to
-    # WAL, which SQLite refuses without waiting for its timeout ("database is locked" while
-    # connecting). Trying again, the loser finds what the winner committed: nothing left to do.
+    # create the tables ("already exists") or add a column ("duplicate column name"), both
+    # add the content types and permissions of Django's post_migrate (UNIQUE constraint
+    # failed), and both open the file to switch it to WAL, which SQLite refuses without
+    # waiting for its timeout ("database is locked" while connecting). Trying again, the
+    # loser finds what the winner committed: nothing left to do.
     for attempt in range(MIGRATION_ATTEMPTS):
         try:
-            call_command("migrate", database=alias, verbosity=0, interactive=False)
+            # migrate itself takes 25 ms per database to find nothing to do
+            if _pending_migrations(alias):
+                call_command("migrate", database=alias, verbosity=0, interactive=False)
             return
         except DatabaseError as error:
             if not _lost_migration_race(alias, error) or attempt == MIGRATION_ATTEMPTS - 1:
@@ -76,8 +80,16 @@ def _migrate(alias: str) -> None:
             time.sleep(0.2 * (attempt + 1))
 
 
+def _pending_migrations(alias: str) -> bool:
+    executor = MigrationExecutor(connections[alias])
+    return bool(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+
+
 def _lost_migration_race(alias: str, error: DatabaseError) -> bool:
-    if isinstance(error, IntegrityError) or "already exists" in str(error):
+    # The winner's tables, columns, or content types were committed after this run planned.
+    if isinstance(error, IntegrityError) or any(
+        sign in str(error) for sign in ("already exists", "duplicate column name")
+    ):
         return True
     # A lock that outlasted the timeout on an open connection is not a race: report it.
     opening = connections[alias].connection is None
