@@ -394,6 +394,10 @@ def test_the_benchmark_measures_whole_processes_beside_the_raw_loop(tmp_path):
     ):
         assert run in out and "900" in out.split(run)[1].splitlines()[0]  # every row committed
     assert "2 processes, group commit (batch 500): " in out and "x 1 process" in out
+    # rows, seconds, rows/s, then the cores the whole processes kept busy
+    cores = float(out.split("2 processes, group commit (batch 500)")[1].split()[3])
+    assert 0 < cores <= os.cpu_count() + 0.5
+    assert "cores: CPU time over wall time" in out
     assert "no Celery line: DS_CELERY_BROKER_URL is not set" in out
     # the runs went to temporary directories: no model database in the data directory
     assert not {"users.db", "products.db", "orders.db"} & {p.name for p in tmp_path.glob("*.db")}

@@ -64,6 +64,16 @@ class ModeResult:
     seconds: float
     peak_rss_mb: float | None  # None: not measured (whole processes forked from this one)
     failed: int = 0
+    # CPU time (user + system) of the measured work: of this process for an in-process mode,
+    # of the whole process and its children for a whole insert_data process.
+    cpu_seconds: float | None = None
+
+    @property
+    def cores(self) -> float | None:
+        """Cores kept busy on average: CPU time over wall time."""
+        if self.cpu_seconds is None or not self.seconds:
+            return None
+        return self.cpu_seconds / self.seconds
 
     @property
     def rows_per_second(self) -> float:
@@ -224,11 +234,13 @@ def _hit_ratio(summary: RunSummary) -> float:
 
 def _measure(name: str, run: Callable[[], int], shards: int | None = None) -> ModeResult:
     with temporary_databases(shards), _peak_rss() as peak:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         failed = run()
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
         rows = sum(count_rows().values())
-    return ModeResult(name, rows, seconds, peak_rss_mb=peak[0] / 2**20, failed=failed)
+    return ModeResult(
+        name, rows, seconds, peak_rss_mb=peak[0] / 2**20, failed=failed, cpu_seconds=cpu
+    )
 
 
 def _engine(

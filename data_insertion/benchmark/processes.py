@@ -14,6 +14,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from django.conf import settings
@@ -70,6 +71,8 @@ def measure_processes(
                     common + ["--celery", "--slices", str(slices), "--batch-size", str(batch_size)],
                     env,
                 )
+            # The workers are not the command's children: their CPU time is not in its own.
+            result = replace(result, cpu_seconds=None)
         results.append(result)
         if on_result:
             on_result(result)
@@ -84,7 +87,8 @@ def _whole_run(
     process = _start(
         directory, ["insert_data", *options, "-v", "0", "--json", str(summary_path)], env
     )
-    _, status = os.waitpid(process.pid, 0)
+    # wait4: the process's CPU time, its own and its children's (the slices' processes).
+    _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
     process.returncode = os.waitstatus_to_exitcode(status)
     if not summary_path.exists():
@@ -101,6 +105,7 @@ def _whole_run(
         # manage.py: not the run's own, so not shown.
         peak_rss_mb=None,
         failed=sum(model["failed"] for model in models),
+        cpu_seconds=usage.ru_utime + usage.ru_stime,
     )
 
 

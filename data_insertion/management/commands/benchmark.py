@@ -1,3 +1,5 @@
+import os
+
 from django.conf import settings
 from django.core.management.base import CommandError
 
@@ -219,7 +221,7 @@ class Command(OneLineErrorCommand):
             "Processes: whole insert_data processes (start-up, checks and reconciliation "
             "included) on fresh SQLite files"
         )
-        self.stdout.write(ROW.format("", "run", "rows", "seconds", "rows/s", "peak RSS"))
+        self.stdout.write(ROW.format("", "run", "rows", "seconds", "rows/s", "cores"))
         baseline = compare_modes(
             threads=options["threads"],
             records=options["records"],
@@ -227,7 +229,7 @@ class Command(OneLineErrorCommand):
             seed=options["seed"],
             only=("c",),
         ).modes["c"]
-        self._print_result(baseline)
+        self._print_cores(baseline)
         results = measure_processes(
             process_counts=options["processes"],
             threads=options["threads"],
@@ -235,15 +237,27 @@ class Command(OneLineErrorCommand):
             batch_size=options["batch_size"],
             seed=options["seed"],
             celery_broker=settings.CELERY_BROKER_URL,
-            on_result=self._print_result,
+            on_result=self._print_cores,
         )
         if not settings.CELERY_BROKER_URL:
             self.stdout.write("    (no Celery line: DS_CELERY_BROKER_URL is not set)")
+        self.stdout.write(
+            f"    cores: CPU time over wall time, of the whole process and its children; this "
+            f"machine has {os.cpu_count()}"
+        )
         for line in process_ratios(results, baseline):
             self.stdout.write(f"    {line}")
         _refuse_failures(results)
 
     def _print_result(self, result: ModeResult) -> None:
+        self._print_row(
+            result, "-" if result.peak_rss_mb is None else f"{result.peak_rss_mb:.0f} MB"
+        )
+
+    def _print_cores(self, result: ModeResult) -> None:
+        self._print_row(result, "-" if result.cores is None else f"{result.cores:.2f}")
+
+    def _print_row(self, result: ModeResult, last: str) -> None:
         self.stdout.write(
             ROW.format(
                 "",
@@ -251,7 +265,7 @@ class Command(OneLineErrorCommand):
                 f"{result.rows:,}",
                 f"{result.seconds:.2f}",
                 f"{result.rows_per_second:,.0f}",
-                "-" if result.peak_rss_mb is None else f"{result.peak_rss_mb:.0f} MB",
+                last,
             )
         )
 
