@@ -3,6 +3,7 @@ counts as one process, rows that reconcile, and nothing lost or doubled when an 
 
 import contextlib
 import json
+import multiprocessing
 import os
 import signal
 import sqlite3
@@ -266,12 +267,18 @@ class CeleryWorker:
 
 
 def consumers_of(queue: str) -> int:
-    """How many workers online consume `queue`."""
-    from celery import Celery
-
-    with Celery(broker=REDIS_BROKER) as app:
-        online = app.control.inspect(timeout=0.5).active_queues() or {}
-    return sum(any(q["name"] == queue for q in queues) for queues in online.values())
+    """How many workers online consume `queue`. Asked from another process: kombu left in
+    this one would hang every later fork (its after-fork hook reads from the broker)."""
+    ask = (
+        "import sys; from celery import Celery\n"
+        "with Celery(broker=sys.argv[1]) as app:\n"
+        "    online = app.control.inspect(timeout=0.5).active_queues() or {}\n"
+        "print(sum(any(q['name'] == sys.argv[2] for q in qs) for qs in online.values()))"
+    )
+    answer = subprocess.run(
+        [sys.executable, "-c", ask, REDIS_BROKER, queue], capture_output=True, text=True
+    )
+    return int(answer.stdout or 0)
 
 
 @pytest.fixture
@@ -461,3 +468,21 @@ def test_celery_slices_default_to_two_per_worker_process_on_the_run_queue(tmp_pa
     assert f"no Celery worker consumes the queue {queue}-nobody" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert time.monotonic() - started < 30
+
+
+def test_a_process_killed_at_the_barrier_holds_the_others_no_longer_than_its_timeout(tmp_path):
+    """multiprocessing's barrier left the others blocked for good when a waiter was killed."""
+    barrier = local_processes.PhaseBarrier(str(tmp_path), parties=3)
+    context = multiprocessing.get_context("fork")
+    waiters = [context.Process(target=barrier.wait, args=(1, 3.0)) for _ in range(2)]
+    for waiter in waiters:
+        waiter.start()
+    wait_for(lambda: (tmp_path / "phase-1").stat().st_size == 2, 10, "both waiting")
+    os.kill(waiters[0].pid, signal.SIGKILL)
+    waiters[1].join(10)
+    assert waiters[1].exitcode == 0  # released by its timeout
+    started = time.monotonic()
+    barrier.wait(1, 3.0)  # the last party: the others are gone, it goes at once
+    assert time.monotonic() - started < 1.0
+    barrier.wait(2, 0.2)  # a phase of its own
+    assert (tmp_path / "phase-2").stat().st_size == 1

@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import asdict
 from typing import Any
 
@@ -74,7 +74,9 @@ def execute_attempt(attempt_id: int, barrier: Any = None) -> str:
                     strategy,
                     stop,
                     references,
-                    ready=(lambda: _wait_for_the_others(barrier)) if release else None,
+                    ready=(lambda: _wait_for_the_others(barrier, attempt.phase))
+                    if release
+                    else None,
                 )
     except Exception as error:  # a thread refused, a bug: the coordinator redoes the slice
         SliceAttempt.objects.filter(pk=attempt_id, state=AttemptState.RUNNING).update(
@@ -145,8 +147,7 @@ def _progress(tally: RunTally, models: tuple[str, ...]) -> dict[str, Any]:
     return progress
 
 
-def _wait_for_the_others(barrier: Any) -> None:
+def _wait_for_the_others(barrier: Any, phase: int) -> None:
     """Local processes start their slices together; one that is late (or dead) delays the
     others at most BARRIER_TIMEOUT_SECONDS."""
-    with suppress(threading.BrokenBarrierError):
-        barrier.wait(BARRIER_TIMEOUT_SECONDS)
+    barrier.wait(phase, BARRIER_TIMEOUT_SECONDS)

@@ -8,19 +8,23 @@ barrier so that the slices of a phase start together. Ctrl-C reaches them too (t
 signals the whole group): they ignore it, and stop when the coordinator marks the run stopped.
 A process that dies is replaced; its slice is redone when its heartbeat stops.
 
-The pipes hold no lock that a process could die holding (multiprocessing's queues do: a
-process killed while it waited for work left the queue's lock taken, and the others never took
-another slice). Every task is one fixed-size write, which a pipe keeps whole, and every read
-takes exactly one task.
+Nothing they share holds a lock that a process could die holding (multiprocessing's queues
+and barriers do: a process killed while it waited for work, or at the barrier, left the others
+blocked for good). Tasks go through a pipe, each one fixed-size write, which a pipe keeps
+whole, so that every read takes exactly one task; the barrier is a file per phase to which each
+process appends a byte.
 """
 
 import ctypes
 import multiprocessing
 import os
 import select
+import shutil
 import signal
 import struct
 import sys
+import tempfile
+import time
 from contextlib import suppress
 from typing import Any
 
@@ -34,6 +38,28 @@ _TASK = struct.Struct("<qB")
 _STOP = 0
 # How long leaving waits for the processes to take their last task and end.
 JOIN_TIMEOUT_SECONDS = 10.0
+BARRIER_POLL_SECONDS = 0.001
+
+
+class PhaseBarrier:
+    """The slices of a phase start together: each process appends a byte to the phase's file,
+    then waits until the file holds a byte per process, or the timeout. A process that dies
+    holds nothing up but its own byte; one that comes late finds the others gone, and goes."""
+
+    def __init__(self, directory: str, parties: int) -> None:
+        self.directory = directory
+        self.parties = parties
+
+    def wait(self, phase: int, timeout: float) -> None:
+        path = os.path.join(self.directory, f"phase-{phase}")
+        arrival = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(arrival, b".")
+        finally:
+            os.close(arrival)
+        deadline = time.monotonic() + timeout
+        while os.stat(path).st_size < self.parties and time.monotonic() < deadline:
+            time.sleep(BARRIER_POLL_SECONDS)
 
 
 class LocalProcesses:
@@ -41,22 +67,29 @@ class LocalProcesses:
 
     def __init__(self, count: int, slices: int) -> None:
         self.count = count
-        self._context = multiprocessing.get_context("fork")
         # Slices start together when there is one per process; more slices than processes
         # start as processes become free.
-        self._barrier = self._context.Barrier(count) if slices == count else None
+        self._released_together = slices == count
+        self._context = multiprocessing.get_context("fork")
         self._processes: list[Any] = []
 
     def __enter__(self) -> "LocalProcesses":
+        self._directory = tempfile.mkdtemp(prefix="ds-processes-")
+        self._barrier = (
+            PhaseBarrier(self._directory, self.count) if self._released_together else None
+        )
         self._tasks, self._tasking = os.pipe()
         # A process that ended an attempt writes a byte here, and the coordinator looks at
-        # once instead of at its next poll. A pipe, not an Event: a process killed inside
-        # Event.set() would leave its lock held and the coordinator waiting forever.
+        # once instead of at its next poll.
         self._ended, self._ending = os.pipe()
         os.set_blocking(self._ended, False)
         os.set_blocking(self._ending, False)
-        for _ in range(self.count):
-            self._start_one()
+        try:
+            for _ in range(self.count):
+                self._start_one()
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc_info) -> None:
@@ -69,6 +102,7 @@ class LocalProcesses:
                 process.join()
         for end in (self._tasks, self._tasking, self._ended, self._ending):
             os.close(end)
+        shutil.rmtree(self._directory, ignore_errors=True)
 
     def submit(self, attempt_id: int, first: bool) -> None:
         self._send(attempt_id, first)
@@ -77,8 +111,7 @@ class LocalProcesses:
         os.write(self._tasking, _TASK.pack(attempt_id, first))
 
     def between_phases(self) -> None:
-        if self._barrier is not None:
-            self._barrier.reset()  # a late process of phase 1 may have broken it
+        pass  # each phase has a barrier file of its own
 
     def wait(self, seconds: float) -> None:
         if select.select([self._ended], [], [], seconds)[0]:
@@ -107,7 +140,7 @@ class LocalProcesses:
                 close_pool()
         process = self._context.Process(
             target=_serve,
-            args=(self._tasks, self._barrier, self._ending, os.getpid()),
+            args=(self._tasks, self._tasking, self._barrier, self._ending, os.getpid()),
             name=f"slice-process-{number + 1}",
             daemon=True,
         )
@@ -115,11 +148,15 @@ class LocalProcesses:
         return process
 
 
-def _serve(tasks: int, barrier: Any, ending: int, parent: int) -> None:
+def _serve(
+    tasks: int, tasking: int, barrier: PhaseBarrier | None, ending: int, parent: int
+) -> None:
     """A local executor: run attempts until told to stop, or until the coordinator dies (a
-    second Ctrl-C, SIGTERM: the kernel ends this process with it)."""
+    second Ctrl-C, SIGTERM: the kernel ends this process with it; elsewhere the task pipe's
+    end of file)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent(parent)
+    os.close(tasking)  # the coordinator's end: with it open here, no end of file would come
     while True:
         task = os.read(tasks, _TASK.size)
         if len(task) < _TASK.size:

@@ -81,6 +81,7 @@ class _Slice:
     last_change: float = field(default_factory=time.monotonic)
     progress: dict[str, Any] | None = None
     done: bool = False
+    state: str = AttemptState.QUEUED  # as last seen
 
 
 def run_spread(
@@ -200,7 +201,7 @@ class _Coordinator:
                 self.stop_sent = True
             if self.transport.maintain():
                 for slice_ in slices.values():
-                    if not slice_.done:  # an attempt already claimed is not run again
+                    if not slice_.done and slice_.state == AttemptState.QUEUED:
                         self.transport.submit(slice_.attempt_id, first=False)
             self._look(phase, [slice_ for slice_ in slices.values() if not slice_.done])
         self.live.watch(())
@@ -222,6 +223,7 @@ class _Coordinator:
             self.last_activity = now
         for row in rows:
             slice_ = by_id[row["pk"]]
+            slice_.state = row["state"]
             if row["state"] == AttemptState.FINISHED:
                 self._finished(slice_, row["pk"])
             elif row["state"] == AttemptState.RUNNING:
@@ -291,6 +293,7 @@ class _Coordinator:
         slice_.attempt += 1
         slice_.attempt_id = self._queue(phase, slice_.number, slice_.attempt)
         slice_.beats, slice_.last_change = -1, time.monotonic()
+        slice_.state = AttemptState.QUEUED
         self.transport.submit(slice_.attempt_id, first=False)
 
     def _queue(self, phase: int, number: int, attempt: int) -> int:
