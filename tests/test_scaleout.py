@@ -477,7 +477,8 @@ def test_a_process_killed_at_the_barrier_holds_the_others_no_longer_than_its_tim
     waiters = [context.Process(target=barrier.wait, args=(1, 3.0)) for _ in range(2)]
     for waiter in waiters:
         waiter.start()
-    wait_for(lambda: (tmp_path / "phase-1").stat().st_size == 2, 10, "both waiting")
+    arrivals = tmp_path / "phase-1"
+    wait_for(lambda: arrivals.exists() and arrivals.stat().st_size == 2, 10, "both waiting")
     os.kill(waiters[0].pid, signal.SIGKILL)
     waiters[1].join(10)
     assert waiters[1].exitcode == 0  # released by its timeout
