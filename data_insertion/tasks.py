@@ -84,9 +84,6 @@ class CeleryWorkers:
         except (KombuError, OSError, KeyError, ValueError) as error:
             raise SimulationError(f"the Celery broker refused slice work: {error}") from None
 
-    def between_phases(self) -> None:
-        pass
-
     def maintain(self) -> bool:
         return False  # Celery redelivers what a dead worker had taken (acks_late)
 

@@ -94,7 +94,7 @@ class LocalProcesses:
 
     def __exit__(self, *exc_info) -> None:
         for _ in self._processes:
-            self._send(_STOP, first=False)
+            self.submit(_STOP, first=False)
         for process in self._processes:
             process.join(JOIN_TIMEOUT_SECONDS)
             if process.is_alive():
@@ -105,13 +105,7 @@ class LocalProcesses:
         shutil.rmtree(self._directory, ignore_errors=True)
 
     def submit(self, attempt_id: int, first: bool) -> None:
-        self._send(attempt_id, first)
-
-    def _send(self, attempt_id: int, first: bool) -> None:
         os.write(self._tasking, _TASK.pack(attempt_id, first))
-
-    def between_phases(self) -> None:
-        pass  # each phase has a barrier file of its own
 
     def wait(self, seconds: float) -> None:
         if select.select([self._ended], [], [], seconds)[0]:

@@ -59,9 +59,6 @@ class Transport(AbstractContextManager, Protocol):
         """Have an executor run the attempt; `first`: the slice's first attempt of a phase,
         released together with the phase's other slices where the transport can."""
 
-    def between_phases(self) -> None:
-        """The first phase has ended; the second is about to be submitted."""
-
     def maintain(self) -> bool:
         """Called while the coordinator waits: keep the executors going. True when a dead one
         was replaced: an attempt it had taken but not claimed must be sent again."""
@@ -141,7 +138,6 @@ def run_spread_over(
                 SpreadRun.objects.filter(pk=spread_run.pk).update(
                     references=references_to_wire(references)
                 )
-                transport.between_phases()
             if stop.is_set():
                 break  # stopped: no phase starts after the stop, as in one process
             coordinator.run_phase(phase, models)
